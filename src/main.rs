@@ -1,0 +1,2 @@
+//! The `creditd` command line.
+fn main() {}
