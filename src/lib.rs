@@ -1,1 +1,38 @@
 //! creditd: turns each paid Stripe invoice into exactly one Stripe billing credit grant.
+//!
+//! Follow one event through the tree: `http::webhooks` -> `stripe::signature` -> `ingest` ->
+//! `db::events` (record and schedule, one statement) -> `worker` -> `fulfilment` -> `stripe` ->
+//! `db::purchases`.
+
+/// The application: state, build, run and drain.
+pub mod app;
+/// Every setting, from environment or flags.
+pub mod config;
+/// All SQL.
+pub mod db;
+/// The API's JSON error type.
+pub mod error;
+/// The one path from a paid purchase to its grant.
+pub mod fulfilment;
+/// Creating, filling and finalizing a purchase's invoice.
+pub mod funding;
+/// HTTP routers.
+pub mod http;
+/// The pipeline every Stripe event enters by.
+pub mod ingest;
+/// Prometheus metrics.
+pub mod metrics;
+/// Minor-unit amounts and currencies.
+pub mod money;
+/// Purchases and their validation.
+pub mod purchase;
+/// Secrets that never print.
+pub mod secret;
+/// Shared handles for workers and handlers.
+pub mod services;
+/// Stripe: signatures, client, objects.
+pub mod stripe;
+/// Logging setup.
+pub mod telemetry;
+/// Claiming and running due work.
+pub mod worker;

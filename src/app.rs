@@ -1,0 +1,159 @@
+//! Builds the application from its configuration and runs it until shutdown, draining cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::services::{RetryPolicy, Services};
+use crate::stripe::{ClientSettings, StripeClient};
+use crate::{db, http, worker};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub api_token: Secret,
+    pub admin_token: Secret,
+    pub webhook: Arc<WebhookSettings>,
+    /// Fires when shutdown starts; readiness then fails so load balancers stop sending traffic.
+    pub shutdown: CancellationToken,
+}
+
+pub struct WebhookSettings {
+    pub secrets: Vec<Secret>,
+    pub tolerance_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: ServeConfig,
+}
+
+impl Application {
+    /// Connects, migrates and binds; nothing is served until [`Application::run_until_stopped`].
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let pool = db::connect(&config.database).await?;
+        db::migrate(&pool).await?;
+        let metrics = Metrics::new();
+        let stripe = StripeClient::new(
+            ClientSettings {
+                api_base: config.stripe_api_base.clone(),
+                secret_key: config.stripe_secret_key.clone(),
+                timeout: Duration::from_millis(config.stripe_timeout_ms),
+                max_network_retries: config.stripe_max_network_retries,
+                retry_base: Duration::from_millis(config.stripe_retry_base_ms),
+                rate_limit_per_sec: config.stripe_rate_limit_per_sec,
+            },
+            metrics.clone(),
+        )?;
+        let services = Services {
+            db: pool,
+            stripe,
+            metrics,
+            policy: RetryPolicy {
+                lease: config.worker_lease(),
+                max_attempts: config.fulfilment_max_attempts,
+                base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
+                max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
+            },
+            livemode: config.livemode(),
+            wake: Arc::new(Notify::new()),
+        };
+        let state = AppState {
+            services,
+            api_token: config.api_token.clone(),
+            admin_token: config.admin_token.clone(),
+            webhook: Arc::new(WebhookSettings {
+                secrets: config.webhook_secrets(),
+                tolerance_secs: config.webhook_tolerance_secs,
+                max_body_bytes: config.webhook_max_body_bytes,
+            }),
+            shutdown: CancellationToken::new(),
+        };
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Application {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves and works until `stop` fires; then stops accepting, finishes in-flight requests and
+    /// claimed purchases within the drain time, and returns.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            config,
+        } = self;
+        let poll = Duration::from_millis(config.worker_poll_interval_ms);
+        let workers = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..config.worker_count {
+            let owner = worker::owner_name(index);
+            tasks.spawn(worker::run(
+                state.services.clone(),
+                owner,
+                poll,
+                workers.clone(),
+            ));
+        }
+        tasks.spawn(worker::run_matcher(
+            state.services.clone(),
+            poll,
+            workers.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, workers = config.worker_count, "creditd serving");
+
+        let shutdown = state.shutdown.clone();
+        let router = http::router(state);
+        let server_stop = stop.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            server_stop.cancelled().await;
+            shutdown.cancel();
+        });
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            result = &mut server => { result??; }
+            _ = stop.cancelled() => {}
+        }
+        tracing::info!(
+            drain_secs = config.shutdown_drain_secs,
+            "shutting down: draining requests and workers"
+        );
+        workers.cancel();
+        let drain = Duration::from_secs(config.shutdown_drain_secs);
+        let drained = tokio::time::timeout(drain, async {
+            let _ = (&mut server).await;
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // Leases of purchases still in hand expire and another replica resumes them.
+            tracing::warn!("drain time exceeded; abandoning remaining work");
+            server.abort();
+            tasks.abort_all();
+        }
+        tracing::info!("creditd stopped");
+        Ok(())
+    }
+}

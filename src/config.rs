@@ -1,0 +1,156 @@
+//! Every setting creditd reads: environment variable, flag, documented default, validated at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use url::Url;
+
+use crate::secret::Secret;
+
+/// The database settings, shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Most connections one process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a free connection before failing; webhooks then answer 503
+    /// quickly so Stripe retries, instead of hanging past Stripe's timeout.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub database_acquire_timeout_ms: u64,
+}
+
+/// Everything `creditd serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Stripe secret (or restricted) API key.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Secret,
+    /// Webhook signing secrets, comma-separated; more than one while rotating.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Secret,
+    /// Base URL of the Stripe API.
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: Url,
+    /// Bearer token for /v1/*.
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    pub api_token: Secret,
+    /// Bearer token for /admin/*.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Secret,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+    /// Oldest (and furthest in the future) webhook timestamp accepted, in seconds.
+    #[arg(long, env = "WEBHOOK_TOLERANCE_SECS", default_value_t = 300)]
+    pub webhook_tolerance_secs: u64,
+    /// Largest webhook body accepted, in bytes.
+    #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub webhook_max_body_bytes: usize,
+    /// Stripe requests per second from this process (Stripe's test-mode limit is 25).
+    #[arg(long, env = "STRIPE_RATE_LIMIT_PER_SEC", default_value_t = 20)]
+    pub stripe_rate_limit_per_sec: u32,
+    /// Retries of one Stripe request on connection errors, 409, 429 and 5xx.
+    #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
+    pub stripe_max_network_retries: u32,
+    /// Timeout of one Stripe HTTP request, in milliseconds.
+    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
+    pub stripe_timeout_ms: u64,
+    /// First delay between network retries, in milliseconds (doubles, capped at 5 s, with jitter).
+    #[arg(long, env = "STRIPE_RETRY_BASE_MS", default_value_t = 500)]
+    pub stripe_retry_base_ms: u64,
+    /// Fulfilment workers in this process.
+    #[arg(long, env = "WORKER_COUNT", default_value_t = 4)]
+    pub worker_count: usize,
+    /// How often idle workers look for due work that another replica scheduled, in milliseconds.
+    #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub worker_poll_interval_ms: u64,
+    /// How long a worker owns a claimed purchase before another may take it over, in seconds.
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 120)]
+    pub worker_lease_secs: u64,
+    /// Claims of one purchase before it is marked `failed`.
+    #[arg(long, env = "FULFILMENT_MAX_ATTEMPTS", default_value_t = 10)]
+    pub fulfilment_max_attempts: i32,
+    /// First delay before a purchase is retried, in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "FULFILMENT_RETRY_BASE_MS", default_value_t = 5_000)]
+    pub fulfilment_retry_base_ms: u64,
+    /// Longest delay between purchase retries, in seconds.
+    #[arg(long, env = "FULFILMENT_RETRY_MAX_SECS", default_value_t = 1_800)]
+    pub fulfilment_retry_max_secs: u64,
+    /// How long shutdown waits for in-flight requests and workers, in seconds.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
+    pub shutdown_drain_secs: u64,
+}
+
+impl ServeConfig {
+    /// Checks what clap's types cannot, naming the setting that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let key = self.stripe_secret_key.expose();
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(
+                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_...) or restricted key (rk_...)"
+                    .into(),
+            );
+        }
+        if self.webhook_secrets().is_empty() {
+            return Err("STRIPE_WEBHOOK_SECRET must hold at least one signing secret".into());
+        }
+        for (name, token) in [
+            ("API_TOKEN", &self.api_token),
+            ("ADMIN_TOKEN", &self.admin_token),
+        ] {
+            if token.expose().len() < 16 {
+                return Err(format!("{name} must be at least 16 characters"));
+            }
+        }
+        if self.api_token.expose() == self.admin_token.expose() {
+            return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
+        }
+        if !matches!(self.stripe_api_base.scheme(), "http" | "https") {
+            return Err("STRIPE_API_BASE must be an http(s) URL".into());
+        }
+        if self.stripe_rate_limit_per_sec == 0 {
+            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
+        }
+        if self.worker_count == 0 {
+            return Err("WORKER_COUNT must be at least 1".into());
+        }
+        if self.fulfilment_max_attempts < 1 {
+            return Err("FULFILMENT_MAX_ATTEMPTS must be at least 1".into());
+        }
+        if !(256 * 1024..=8 * 1024 * 1024).contains(&self.webhook_max_body_bytes) {
+            return Err("WEBHOOK_MAX_BODY_BYTES must be between 262144 and 8388608".into());
+        }
+        Ok(())
+    }
+
+    /// The signing secrets, in the order given, without blanks.
+    pub fn webhook_secrets(&self) -> Vec<Secret> {
+        self.stripe_webhook_secret
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::from)
+            .collect()
+    }
+
+    /// Whether the API key is a live-mode key; paid invoices must match it.
+    pub fn livemode(&self) -> bool {
+        let key = self.stripe_secret_key.expose();
+        key.starts_with("sk_live_") || key.starts_with("rk_live_")
+    }
+
+    pub fn worker_lease(&self) -> Duration {
+        Duration::from_secs(self.worker_lease_secs)
+    }
+}

@@ -1,0 +1,31 @@
+//! The log of Stripe calls made for each purchase, so an operator can explain what happened.
+
+use sqlx::PgExecutor;
+
+use crate::stripe::{StripeError, StripeRequest};
+
+/// Records one logical call (after the client's own retries) and how it ended.
+pub async fn record<T>(
+    db: impl PgExecutor<'_>,
+    purchase_id: &str,
+    request: &StripeRequest,
+    outcome: &Result<T, StripeError>,
+) -> sqlx::Result<()> {
+    let (status, error) = match outcome {
+        Ok(_) => (Some(200), None),
+        Err(e) => (e.status().map(i32::from), Some(e.to_string())),
+    };
+    sqlx::query(
+        "INSERT INTO stripe_calls (purchase_id, method, path, idempotency_key, http_status, error)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(purchase_id)
+    .bind(request.method.as_str())
+    .bind(&request.path)
+    .bind(request.idempotency_key.as_deref())
+    .bind(status)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}

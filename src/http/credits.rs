@@ -1,0 +1,161 @@
+//! A customer's credits as Stripe holds them: balance summary and balance transactions.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::money::{Currency, Money};
+use crate::stripe::form::Form;
+use crate::stripe::{StripeError, StripeRequest};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/{customer}/credit_balance", get(balance))
+        .route(
+            "/v1/customers/{customer}/credit_transactions",
+            get(transactions),
+        )
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BalanceQuery {
+    credit_grant: Option<String>,
+    price: Option<String>,
+}
+
+async fn balance(
+    State(state): State<AppState>,
+    Path(customer): Path<String>,
+    Query(query): Query<BalanceQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    check_id("customer", &customer, "cus_")?;
+    let mut form = Form::new().with("customer", &customer);
+    match (&query.credit_grant, &query.price) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "credit_grant",
+                "cannot be combined with price",
+            ));
+        }
+        (Some(grant), None) => {
+            form.push("filter[type]", "credit_grant");
+            form.push("filter[credit_grant]", grant);
+        }
+        (None, Some(price)) => {
+            check_id("price", price, "price_")?;
+            form.push("filter[type]", "applicability_scope");
+            form.push("filter[applicability_scope][prices][0][id]", price);
+        }
+        (None, None) => {
+            form.push("filter[type]", "applicability_scope");
+            form.push("filter[applicability_scope][price_type]", "metered");
+        }
+    }
+    let summary: Value = state
+        .services
+        .stripe
+        .send(&StripeRequest::get(
+            "/v1/billing/credit_balance_summary",
+            form,
+        ))
+        .await
+        .map_err(stripe_error)?;
+    let balances: Vec<Value> = summary["balances"]
+        .as_array()
+        .ok_or_else(|| stripe_error(StripeError::Decode("credit balance summary has no balances".into())))?
+        .iter()
+        .map(|entry| json!({"available": amount(&entry["available_balance"]), "ledger": amount(&entry["ledger_balance"])}))
+        .collect();
+    Ok(axum::Json(
+        json!({"object": "credit_balance", "customer": customer, "balances": balances}),
+    ))
+}
+
+fn amount(stripe_amount: &Value) -> Value {
+    let monetary = &stripe_amount["monetary"];
+    let value = monetary["value"].as_i64().unwrap_or(0);
+    let code = monetary["currency"].as_str().unwrap_or_default();
+    let display = Currency::parse(code)
+        .map(|currency| Money { value, currency }.display())
+        .ok();
+    json!({"value": value, "currency": code, "display": display})
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TransactionsQuery {
+    credit_grant: Option<String>,
+    limit: Option<i64>,
+    starting_after: Option<String>,
+}
+
+async fn transactions(
+    State(state): State<AppState>,
+    Path(customer): Path<String>,
+    Query(query): Query<TransactionsQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    check_id("customer", &customer, "cus_")?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 100",
+        ));
+    }
+    let mut form = Form::new().with("customer", &customer).with("limit", limit);
+    form.push_opt("credit_grant", query.credit_grant.as_deref());
+    form.push_opt("starting_after", query.starting_after.as_deref());
+    let page: Value = state
+        .services
+        .stripe
+        .send(&StripeRequest::get(
+            "/v1/billing/credit_balance_transactions",
+            form,
+        ))
+        .await
+        .map_err(stripe_error)?;
+    Ok(axum::Json(
+        json!({"object": "list", "data": page["data"], "has_more": page["has_more"]}),
+    ))
+}
+
+fn check_id(field: &str, value: &str, prefix: &str) -> ApiResult<()> {
+    let ok = value.len() > prefix.len()
+        && value.len() <= 255
+        && value.starts_with(prefix)
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            format!("must be a Stripe id starting with '{prefix}'"),
+        ))
+    }
+}
+
+/// Never an empty balance presented as real: when Stripe cannot answer, neither do we.
+fn stripe_error(error: StripeError) -> ApiError {
+    match &error {
+        StripeError::Api {
+            status: 404,
+            message,
+            ..
+        } => ApiError::new(StatusCode::NOT_FOUND, "stripe_not_found", message.clone()),
+        StripeError::Api {
+            status, message, ..
+        } if *status < 500 && *status != 429 && *status != 409 => {
+            ApiError::new(StatusCode::BAD_REQUEST, "stripe_rejected", message.clone())
+        }
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stripe_unavailable",
+            format!("Stripe could not be reached for the credit balance; try again: {error}"),
+        ),
+    }
+}

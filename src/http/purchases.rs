@@ -1,0 +1,293 @@
+//! `/v1/purchases`: register or start a purchase, read it, list them, cancel one.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::funding;
+use crate::purchase::{self, Purchase, PurchaseStatus};
+use crate::stripe::StripeRequest;
+use crate::stripe::form::Form;
+use crate::stripe::types::Invoice;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/purchases", post(create).get(list))
+        .route("/v1/purchases/{id}", get(show))
+        .route("/v1/purchases/{id}/cancel", post(cancel))
+}
+
+type Reply = (StatusCode, axum::Json<Value>);
+
+fn reply(status: StatusCode, purchase: &Purchase) -> Reply {
+    (status, axum::Json(purchase.to_json()))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Reply> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_json(&e))?;
+    let now = chrono::Utc::now().timestamp();
+    let new = purchase::request::parse(&value, now)
+        .map_err(|e| ApiError::invalid_field(e.field, e.message))?;
+    let hash = hex::encode(Sha256::digest(value.to_string()));
+    let db = &state.services.db;
+    if let Some(key) = idempotency_key.as_deref()
+        && let Some(existing) = db::purchases::find_by_idempotency_key(db, key).await?
+    {
+        return replay(&state, existing, &hash).await;
+    }
+    let id = purchase::new_purchase_id();
+    let inserted = db::purchases::insert(
+        db,
+        &id,
+        &new,
+        state.services.livemode,
+        idempotency_key.as_deref(),
+        &hash,
+    )
+    .await
+    .map_err(|error| invoice_taken(error, new.invoice_id.as_deref()))?;
+    let Some(created) = inserted else {
+        // Another request with the same key won the race.
+        let key = idempotency_key.as_deref().unwrap_or_default();
+        let existing = db::purchases::find_by_idempotency_key(db, key)
+            .await?
+            .ok_or_else(ApiError::unavailable)?;
+        return replay(&state, existing, &hash).await;
+    };
+    tracing::info!(purchase_id = %created.id, invoice_id = created.invoice_id.as_deref(), status = %created.status, "purchase created");
+    match created.status() {
+        PurchaseStatus::Granting => state.services.wake.notify_one(),
+        PurchaseStatus::CreatingInvoice => return fund_now(&state, &created).await,
+        _ => {}
+    }
+    Ok(reply(StatusCode::CREATED, &created))
+}
+
+/// The same key with the same body returns the same purchase; with another body it is refused.
+async fn replay(state: &AppState, existing: Purchase, hash: &str) -> ApiResult<Reply> {
+    if existing.request_hash.as_deref() != Some(hash) {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        ));
+    }
+    if existing.status() == PurchaseStatus::CreatingInvoice {
+        return fund_now(state, &existing).await;
+    }
+    Ok(reply(StatusCode::CREATED, &existing))
+}
+
+/// Creates the invoice while the client waits, so the answer carries the invoice and its URL.
+/// If another process holds the purchase, or Stripe is briefly unavailable, the worker finishes.
+async fn fund_now(state: &AppState, purchase: &Purchase) -> ApiResult<Reply> {
+    let db = &state.services.db;
+    let owner = crate::worker::owner_name(0);
+    let Some(claimed) =
+        db::purchases::claim_one(db, &purchase.id, &owner, state.services.policy.lease).await?
+    else {
+        return Ok(reply(StatusCode::ACCEPTED, purchase));
+    };
+    let outcome = funding::advance(&state.services, &claimed, &owner).await.map_err(|error| {
+        tracing::error!(purchase_id = %purchase.id, error = format!("{error:#}"), "funding aborted");
+        ApiError::unavailable()
+    })?;
+    let current = db::purchases::find(db, &purchase.id)
+        .await?
+        .ok_or_else(ApiError::unavailable)?;
+    match (current.status(), outcome) {
+        (PurchaseStatus::Failed, _) => Err(ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "stripe_rejected",
+            message: format!(
+                "Stripe refused to create the invoice for purchase {}: {}",
+                current.id,
+                current.last_error.clone().unwrap_or_default()
+            ),
+            field: None,
+        }),
+        (PurchaseStatus::CreatingInvoice, _) => Ok(reply(StatusCode::ACCEPTED, &current)),
+        _ => Ok(reply(StatusCode::CREATED, &current)),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() && key.len() <= 255 => Ok(Some(key.to_owned())),
+        _ => Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_header",
+            message: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            field: Some("Idempotency-Key".into()),
+        }),
+    }
+}
+
+fn invoice_taken(error: sqlx::Error, invoice_id: Option<&str>) -> ApiError {
+    let unique_invoice = error
+        .as_database_error()
+        .and_then(|e| e.constraint())
+        .is_some_and(|constraint| constraint == "purchases_invoice_id_key");
+    if unique_invoice {
+        let mut error = ApiError::conflict(
+            "invoice_already_registered",
+            format!(
+                "invoice_id {} already belongs to another purchase",
+                invoice_id.unwrap_or_default()
+            ),
+        );
+        error.field = Some("invoice_id".into());
+        error
+    } else {
+        error.into()
+    }
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
+    let purchase = db::purchases::find(&state.services.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+    Ok(reply(StatusCode::OK, &purchase))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    pub customer: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub starting_after: Option<String>,
+}
+
+impl ListQuery {
+    pub fn validated(&self) -> ApiResult<(Option<PurchaseStatus>, i64)> {
+        let status = match self.status.as_deref() {
+            None => None,
+            Some(s) => Some(
+                PurchaseStatus::parse(s)
+                    .ok_or_else(|| ApiError::invalid_field("status", "is not a purchase status"))?,
+            ),
+        };
+        let limit = self.limit.unwrap_or(10);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::invalid_field(
+                "limit",
+                "must be between 1 and 100",
+            ));
+        }
+        Ok((status, limit))
+    }
+}
+
+/// Newest first, Stripe-style: `data`, `has_more`, and `starting_after` = the last id seen.
+pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<Value> {
+    let (status, limit) = query.validated()?;
+    let page = db::purchases::list(
+        &state.services.db,
+        query.customer.as_deref(),
+        status,
+        query.starting_after.as_deref(),
+        limit + 1,
+    )
+    .await?
+    .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a known purchase id"))?;
+    let has_more = page.len() as i64 > limit;
+    let data: Vec<Value> = page
+        .iter()
+        .take(limit as usize)
+        .map(Purchase::to_json)
+        .collect();
+    Ok(json!({"object": "list", "data": data, "has_more": has_more}))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(list_purchases(&state, &query).await?))
+}
+
+/// Voids the open invoice of an unpaid purchase. Paid purchases cannot be canceled.
+async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
+    let db = &state.services.db;
+    let purchase = db::purchases::find(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+    match purchase.status() {
+        PurchaseStatus::Canceled => return Ok(reply(StatusCode::OK, &purchase)),
+        PurchaseStatus::AwaitingPayment => {}
+        PurchaseStatus::Failed if purchase.paid_at.is_none() => {}
+        PurchaseStatus::CreatingInvoice => {
+            return Err(ApiError::conflict(
+                "purchase_busy",
+                "the invoice is still being created; retry in a moment",
+            ));
+        }
+        status => {
+            return Err(ApiError::conflict(
+                "purchase_paid",
+                format!(
+                    "purchase is {}: its invoice was paid, so it cannot be canceled",
+                    status.as_str()
+                ),
+            ));
+        }
+    }
+    if let Some(invoice_id) = purchase.invoice_id.as_deref() {
+        void_invoice(&state, &purchase, invoice_id).await?;
+    }
+    match db::purchases::cancel(db, &id).await? {
+        Some(canceled) => Ok(reply(StatusCode::OK, &canceled)),
+        None => {
+            let current = db::purchases::find(db, &id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+            Err(ApiError::conflict(
+                "purchase_paid",
+                format!("purchase became {} while canceling", current.status),
+            ))
+        }
+    }
+}
+
+async fn void_invoice(state: &AppState, purchase: &Purchase, invoice_id: &str) -> ApiResult<()> {
+    let request = StripeRequest::post(
+        format!("/v1/invoices/{invoice_id}/void"),
+        Form::new(),
+        format!("creditd-void-{}", purchase.id),
+    );
+    let outcome: Result<Invoice, _> = state.services.stripe.send(&request).await;
+    db::calls::record(&state.services.db, &purchase.id, &request, &outcome).await?;
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_transient() => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stripe_unavailable",
+            format!("could not void the invoice: {error}"),
+        )),
+        Err(error) => {
+            // Most often the invoice was paid meanwhile; Stripe's message says so.
+            let current = state.services.stripe.invoice(invoice_id).await.ok();
+            if current.as_ref().and_then(|i| i.status.as_deref()) == Some("void") {
+                return Ok(());
+            }
+            Err(ApiError::conflict(
+                "invoice_not_voidable",
+                funding::stripe_message(&error),
+            ))
+        }
+    }
+}

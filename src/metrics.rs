@@ -1,0 +1,188 @@
+//! Prometheus metrics, all prefixed `creditd_`; label values never carry ids or secrets.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    webhooks: Family<Labels, Counter>,
+    grants_created: Counter,
+    paid_to_granted: Histogram,
+    purchases: Family<Labels, Gauge>,
+    oldest_paid_ungranted: Gauge,
+    stripe_requests: Family<Labels, Counter>,
+    stripe_retries: Family<Labels, Counter>,
+    stripe_rate_limit_waits: Counter,
+    worker_claims: Counter,
+    worker_lease_expiries: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("creditd");
+        let webhooks = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhooks",
+            "Webhook requests by outcome and rejection reason",
+            webhooks.clone(),
+        );
+        let grants_created = Counter::default();
+        registry.register(
+            "grants_created",
+            "Credit grants created or adopted",
+            grants_created.clone(),
+        );
+        // From seconds to hours: a grant normally follows payment within seconds, retries take longer.
+        let buckets = [
+            0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+        ];
+        let paid_to_granted = Histogram::new(buckets);
+        registry.register(
+            "paid_to_granted_seconds",
+            "Time from creditd learning an invoice was paid to its grant being recorded",
+            paid_to_granted.clone(),
+        );
+        let purchases = Family::<Labels, Gauge>::default();
+        registry.register(
+            "purchases",
+            "Purchases by status (read from the database at scrape time)",
+            purchases.clone(),
+        );
+        let oldest_paid_ungranted = Gauge::default();
+        registry.register(
+            "oldest_paid_ungranted_seconds",
+            "Age of the oldest purchase that is paid but not yet granted, 0 when none",
+            oldest_paid_ungranted.clone(),
+        );
+        let stripe_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "stripe_requests",
+            "Stripe HTTP requests by endpoint and status",
+            stripe_requests.clone(),
+        );
+        let stripe_retries = Family::<Labels, Counter>::default();
+        registry.register(
+            "stripe_retries",
+            "Stripe requests retried, by endpoint",
+            stripe_retries.clone(),
+        );
+        let stripe_rate_limit_waits = Counter::default();
+        registry.register(
+            "stripe_rate_limit_waits",
+            "Stripe requests delayed by the local rate limit",
+            stripe_rate_limit_waits.clone(),
+        );
+        let worker_claims = Counter::default();
+        registry.register(
+            "worker_claims",
+            "Purchases claimed by workers",
+            worker_claims.clone(),
+        );
+        let worker_lease_expiries = Counter::default();
+        registry.register(
+            "worker_lease_expiries",
+            "Purchases taken over after another worker's lease expired",
+            worker_lease_expiries.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                webhooks,
+                grants_created,
+                paid_to_granted,
+                purchases,
+                oldest_paid_ungranted,
+                stripe_requests,
+                stripe_retries,
+                stripe_rate_limit_waits,
+                worker_claims,
+                worker_lease_expiries,
+            }),
+        }
+    }
+
+    pub fn webhook(&self, outcome: &'static str, reason: &'static str) {
+        let labels = vec![
+            ("outcome", outcome.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
+        self.inner.webhooks.get_or_create(&labels).inc();
+    }
+
+    pub fn grant_created(&self, paid_to_granted_secs: Option<f64>) {
+        self.inner.grants_created.inc();
+        if let Some(seconds) = paid_to_granted_secs {
+            self.inner.paid_to_granted.observe(seconds.max(0.0));
+        }
+    }
+
+    pub fn stripe_request(&self, endpoint: &str, status: &str) {
+        let labels = vec![
+            ("endpoint", endpoint.to_owned()),
+            ("status", status.to_owned()),
+        ];
+        self.inner.stripe_requests.get_or_create(&labels).inc();
+    }
+
+    pub fn stripe_retry(&self, endpoint: &str) {
+        self.inner
+            .stripe_retries
+            .get_or_create(&vec![("endpoint", endpoint.to_owned())])
+            .inc();
+    }
+
+    pub fn stripe_rate_limit_wait(&self) {
+        self.inner.stripe_rate_limit_waits.inc();
+    }
+
+    pub fn worker_claims(&self, claimed: u64, taken_over: u64) {
+        self.inner.worker_claims.inc_by(claimed);
+        self.inner.worker_lease_expiries.inc_by(taken_over);
+    }
+
+    /// Sets the database-derived gauges just before a scrape.
+    pub fn set_purchase_gauges(
+        &self,
+        by_status: &[(String, i64)],
+        oldest_paid_ungranted_secs: i64,
+    ) {
+        for status in crate::purchase::PurchaseStatus::ALL {
+            let count = by_status
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            self.inner
+                .purchases
+                .get_or_create(&vec![("status", status.as_str().to_owned())])
+                .set(count);
+        }
+        self.inner
+            .oldest_paid_ungranted
+            .set(oldest_paid_ungranted_secs);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.inner.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,99 @@
+//! Workers: claim due purchases with a lease, run them, and stop cleanly on shutdown.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::db;
+use crate::fulfilment::{self, Outcome};
+use crate::funding;
+use crate::purchase::PurchaseStatus;
+use crate::services::Services;
+
+/// A name unique to this worker in this process, recorded as the lease owner.
+pub fn owner_name(index: usize) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "creditd".into());
+    format!(
+        "{host}-{}-{index}-{}",
+        std::process::id(),
+        &crate::purchase::new_purchase_id()[4..12]
+    )
+}
+
+/// Claims and runs purchases until `shutdown` fires. Work in hand is finished first; the caller
+/// bounds how long that may take.
+pub async fn run(
+    services: Services,
+    owner: String,
+    poll_interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(worker = %owner, "worker started");
+    while !shutdown.is_cancelled() {
+        match db::purchases::claim_due(&services.db, &owner, services.policy.lease, 1).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                let taken_over = claimed.iter().filter(|c| c.taken_over).count() as u64;
+                services
+                    .metrics
+                    .worker_claims(claimed.len() as u64, taken_over);
+                for claim in claimed {
+                    run_one(&services, &claim.purchase, &owner).await;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(worker = %owner, %error, "could not claim work"),
+        }
+        tokio::select! {
+            _ = services.wake.notified() => {}
+            _ = tokio::time::sleep(poll_interval) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    tracing::info!(worker = %owner, "worker stopped");
+}
+
+/// Runs one claimed purchase through the step its status calls for.
+pub async fn run_one(
+    services: &Services,
+    purchase: &crate::purchase::Purchase,
+    owner: &str,
+) -> Option<Outcome> {
+    let result = match purchase.status() {
+        PurchaseStatus::Granting => fulfilment::fulfil(services, purchase, owner).await,
+        PurchaseStatus::CreatingInvoice => funding::advance(services, purchase, owner).await,
+        other => {
+            tracing::warn!(purchase_id = %purchase.id, status = other.as_str(), "claimed a purchase with nothing to do");
+            return None;
+        }
+    };
+    match result {
+        Ok(outcome) => {
+            tracing::info!(purchase_id = %purchase.id, invoice_id = purchase.invoice_id.as_deref(), attempt = purchase.attempts, ?outcome, "purchase attempt finished");
+            Some(outcome)
+        }
+        Err(error) => {
+            // The database failed mid-attempt; the lease runs out and another attempt starts over.
+            tracing::error!(purchase_id = %purchase.id, error = format!("{error:#}"), "purchase attempt aborted");
+            None
+        }
+    }
+}
+
+/// Periodically matches recorded payments that no purchase had claimed yet.
+pub async fn run_matcher(services: Services, interval: Duration, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match db::purchases::match_recorded_payments(&services.db).await {
+            Ok(0) => {}
+            Ok(matched) => {
+                tracing::info!(matched, "matched recorded payments to purchases");
+                services.wake.notify_one();
+            }
+            Err(error) => tracing::error!(%error, "could not match recorded payments"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
