@@ -1,1 +1,1 @@
-//! placeholder
+//! Tests of the fake Stripe itself, over real HTTP.
