@@ -7,6 +7,7 @@
 //! `tests/fixtures/stripe-openapi-subset.json`.
 #![allow(dead_code, unused_imports)] // creditd's tests use the rest of the API
 
+mod client;
 mod conn;
 mod control;
 mod credits;
@@ -23,6 +24,7 @@ mod server;
 mod state;
 mod webhook;
 
+pub use client::{TestClient, TestResponse, encode_form};
 pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
 pub use schema::SPEC_PATH;
 pub use state::API_VERSION;
