@@ -699,3 +699,127 @@ fn fake_stripe_signature_helper_matches_the_stripe_test_vector() {
     );
     assert!(!sign_payload("test_secret", 1_700_000_000, payload).contains("3e3e6619"));
 }
+
+/// A webhook endpoint that records `(Stripe-Signature, raw body)` and answers with `status`.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::http::StatusCode {
+    let sig = headers["stripe-signature"].to_str().unwrap().to_string();
+    r.got.lock().unwrap().push((sig, body));
+    axum::http::StatusCode::from_u16(r.status.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    r.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/webhook", axum::routing::post(receive))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (r, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_stripe_signs_delivers_and_tracks_webhooks() {
+    let fake = FakeStripe::start().await;
+    let (c, cus) = (fake.client(), fake.create_customer());
+    let (rx, url) = start_receiver().await;
+    fake.set_webhook_endpoint(&url, &["whsec_old", "whsec_new"]);
+    let inv = fake.create_open_invoice(&cus, 5000, "usd", &[("purpose", "credits")]);
+    let paid = fake.pay_invoice(inv["id"].as_str().unwrap());
+    assert_eq!(
+        (
+            paid["type"].clone(),
+            paid["data"]["object"]["status"].clone()
+        ),
+        (json!("invoice.paid"), json!("paid"))
+    );
+    assert_eq!(paid["api_version"], crate::fake_stripe::API_VERSION);
+    fake.wait_for_deliveries().await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        5,
+        "created, item, finalized, paid, payment_succeeded"
+    );
+    let (sig, body) = got
+        .iter()
+        .find(|(_, b)| b.contains(paid["id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap()["id"],
+        paid["id"]
+    );
+    let t: i64 = sig
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=")
+        .parse()
+        .unwrap();
+    for secret in ["whsec_old", "whsec_new"] {
+        let v1 = sign_payload(secret, t, body.as_bytes())
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        assert!(
+            sig.split(',').any(|p| p == v1),
+            "{sig} lacks the v1 for {secret}"
+        );
+    }
+    assert_eq!(
+        c.get("/v1/events", &[("delivery_success", "false")])
+            .await
+            .json["data"],
+        json!([])
+    );
+    fake.set_webhook_delivery(false);
+    let dropped = fake.pay_invoice(
+        fake.create_open_invoice(&cus, 100, "usd", &[])["id"]
+            .as_str()
+            .unwrap(),
+    );
+    fake.set_webhook_delivery(true);
+    rx.status.store(500, std::sync::atomic::Ordering::SeqCst);
+    let failed = fake.pay_invoice(
+        fake.create_open_invoice(&cus, 200, "usd", &[])["id"]
+            .as_str()
+            .unwrap(),
+    );
+    fake.wait_for_deliveries().await;
+    let q = [("delivery_success", "false"), ("type", "invoice.paid")];
+    let pending = c.get("/v1/events", &q).await.json;
+    assert_eq!(
+        pending["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect::<Vec<_>>(),
+        vec![failed["id"].clone(), dropped["id"].clone()]
+    );
+    rx.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fake.deliver_event(&dropped).await.0, 200);
+    assert_eq!(
+        c.get("/v1/events", &q).await.json["data"][0]["id"],
+        failed["id"]
+    );
+    assert_eq!(
+        c.get("/v1/events", &q).await.json["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
