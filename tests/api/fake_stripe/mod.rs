@@ -16,6 +16,8 @@ mod error;
 mod events;
 mod form;
 mod hooks;
+mod idempotency;
+mod invoice_object;
 mod invoices;
 mod manual_ops;
 mod routes;

@@ -6,8 +6,9 @@ use super::conn::{ConnHandle, KillableListener};
 use super::control::{FaultKind, PauseStage, RecordedRequest};
 use super::error::ApiError;
 use super::form;
+use super::idempotency::{KeyGuard, claim_key};
 use super::routes;
-use super::state::{Ctx, IdemEntry, new_id};
+use super::state::{Ctx, new_id};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -21,7 +22,7 @@ pub async fn serve(listener: tokio::net::TcpListener, fake: FakeStripe) {
     let _ = axum::serve(KillableListener(listener), make).await;
 }
 
-enum Reply {
+pub enum Reply {
     Drop,
     Http {
         status: u16,
@@ -124,33 +125,6 @@ fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
         "invalid_request_error",
         format!("Invalid API Key provided: {shown}***"),
     ))
-}
-
-/// Removes an in-progress idempotency claim unless the result was stored.
-struct KeyGuard<'a> {
-    fake: &'a FakeStripe,
-    key: String,
-    done: bool,
-}
-
-impl KeyGuard<'_> {
-    fn store(mut self, status: u16, body: &Value) {
-        if let Some(e) = self.fake.lock().idem.get_mut(&self.key) {
-            e.result = Some((status, body.clone()));
-        }
-        self.done = true;
-    }
-}
-
-impl Drop for KeyGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let mut st = self.fake.lock();
-            if st.idem.get(&self.key).is_some_and(|e| e.result.is_none()) {
-                st.idem.remove(&self.key);
-            }
-        }
-    }
 }
 
 async fn process(
@@ -270,46 +244,5 @@ async fn process(
         body,
         should_retry: None,
         replayed: false,
-    }
-}
-
-fn claim_key(fake: &FakeStripe, key: &str, fingerprint: Value) -> Result<(), Reply> {
-    if key.len() > 255 {
-        return Err(
-            ApiError::invalid("Idempotency-Key must be at most 255 characters long.").into(),
-        );
-    }
-    let mut st = fake.lock();
-    st.prune_idempotency();
-    let now = st.now();
-    match st.idem.get(key) {
-        None => {
-            st.idem.insert(key.to_string(), IdemEntry { fingerprint, created: now, result: None });
-            Ok(())
-        }
-        Some(e) if e.result.is_none() => Err(ApiError::new(
-            409,
-            "invalid_request_error",
-            format!(
-                "There is currently another in-progress request using this Idempotent Key (that probably \
-                 means you submitted twice, and the other request is still going through): {key}. \
-                 Please try again later."
-            ),
-        )
-        .code("idempotency_key_in_use")
-        .into()),
-        Some(e) if e.fingerprint != fingerprint => Err(ApiError::new(
-            400,
-            "idempotency_error",
-            format!(
-                "Keys for idempotent requests can only be used with the same parameters they were first \
-                 used with. Try using a key other than '{key}' if you meant to execute a different request."
-            ),
-        )
-        .into()),
-        Some(e) => {
-            let (status, body) = e.result.clone().expect("checked above");
-            Err(Reply::Http { status, body, should_retry: None, replayed: true })
-        }
     }
 }
