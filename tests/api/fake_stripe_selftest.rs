@@ -324,6 +324,16 @@ async fn fake_stripe_injects_errors_rate_limits_and_dropped_connections() {
         (r.status, r.header("stripe-should-retry")),
         (400, Some("false"))
     );
+    fake.inject(Fault::new(
+        "GET",
+        GRANTS,
+        FaultKind::Delay(Duration::from_millis(20)),
+    ));
+    assert_eq!(
+        c.get(GRANTS, &[]).await.status,
+        200,
+        "a delay still answers"
+    );
     fake.inject(Fault::new("POST", GRANTS, FaultKind::DropConnection));
     assert!(
         c.post_raw(GRANTS, "customer=x", None).await.is_err(),
@@ -606,6 +616,28 @@ async fn fake_stripe_runs_the_invoice_lifecycle_over_http() {
         "paid"
     );
     assert_eq!(c.get("/v1/invoices/in_nope", &[]).await.status, 404);
+    let pending = [
+        ("customer", cus.as_str()),
+        ("amount", "300"),
+        ("currency", "usd"),
+    ];
+    assert_eq!(
+        c.post("/v1/invoiceitems", &pending, None).await.json["invoice"],
+        Value::Null
+    );
+    let excluded = c
+        .post("/v1/invoices", &[("customer", cus.as_str())], None)
+        .await
+        .json;
+    assert_eq!(excluded["total"], 0, "pending items stay out by default");
+    let include = [
+        ("customer", cus.as_str()),
+        ("pending_invoice_items_behavior", "include"),
+    ];
+    assert_eq!(
+        c.post("/v1/invoices", &include, None).await.json["total"],
+        300
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
