@@ -1,1 +1,283 @@
-//! placeholder
+//! An in-process, stateful fake of the Stripe API (invoices, credit grants, events, webhooks,
+//! idempotency, faults) that creditd's tests talk to over real HTTP.
+//!
+//! Start it with [`FakeStripe::start`], point creditd at [`FakeStripe::base_url`] with
+//! [`FakeStripe::SECRET_KEY`], seed customers with [`FakeStripe::create_customer`] and inspect or
+//! steer it through the methods below. Parameters are checked against the OpenAPI subset in
+//! `tests/fixtures/stripe-openapi-subset.json`.
+#![allow(dead_code, unused_imports)] // creditd's tests use the rest of the API
+
+mod client;
+mod conn;
+mod control;
+mod credits;
+mod delivery;
+mod error;
+mod events;
+mod form;
+mod hooks;
+mod idempotency;
+mod invoice_object;
+mod invoices;
+mod manual_ops;
+mod routes;
+mod schema;
+mod server;
+mod state;
+mod webhook;
+
+pub use client::{TestClient, TestResponse, encode_form};
+pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
+pub use schema::SPEC_PATH;
+pub use state::API_VERSION;
+
+use serde_json::{Value, json};
+use state::{Ctx, State, new_id};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    spec: schema::Spec,
+    addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
+    http: reqwest::Client,
+    inflight: watch::Sender<usize>,
+}
+
+/// Handle to a running fake Stripe; cheap to clone, all clones share one server and state.
+#[derive(Clone)]
+pub struct FakeStripe {
+    inner: Arc<Inner>,
+}
+
+/// The full `Stripe-Signature` header value `t=<timestamp>,v1=<hex>` for `payload`.
+pub fn sign_payload(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    webhook::signature_header(&[secret.to_string()], timestamp, payload)
+}
+
+/// An `invoice.paid` event around `invoice` (as a webhook would carry it), with a fresh `evt_` id.
+pub fn invoice_paid_event(invoice: &Value) -> Value {
+    json!({
+        "id": new_id("evt_"),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": chrono::Utc::now().timestamp(),
+        "data": { "object": invoice },
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": "invoice.paid",
+    })
+}
+
+const AUTOMATIC: Ctx = Ctx {
+    request_id: None,
+    idempotency_key: None,
+};
+
+impl FakeStripe {
+    pub const SECRET_KEY: &'static str = "sk_test_fake_creditd";
+
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
+    pub async fn start() -> FakeStripe {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake stripe");
+        let addr = listener.local_addr().expect("local addr");
+        let state = State {
+            webhook_enabled: true,
+            ..State::default()
+        };
+        let fake = FakeStripe {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                spec: schema::Spec::load(),
+                addr,
+                runtime: tokio::runtime::Handle::current(),
+                http: reqwest::Client::new(),
+                inflight: watch::Sender::new(0),
+            }),
+        };
+        tokio::spawn(server::serve(listener, fake.clone()));
+        fake
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seeds a customer (`cus_...`) without HTTP.
+    pub fn create_customer(&self) -> String {
+        let id = new_id("cus_");
+        self.lock().customers.push(id.clone());
+        id
+    }
+
+    /// Creates a finalized, open invoice with one item of `amount` directly in state (emitting
+    /// `invoice.created`, `invoiceitem.created`, `invoice.finalized`). Panics on unknown customer.
+    pub fn create_open_invoice(
+        &self,
+        customer: &str,
+        amount: i64,
+        currency: &str,
+        metadata: &[(&str, &str)],
+    ) -> Value {
+        let md: serde_json::Map<String, Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let inv = {
+            let mut st = self.lock();
+            assert!(
+                st.has_customer(customer),
+                "fake stripe: unknown customer {customer}"
+            );
+            let draft =
+                invoices::insert_draft(&mut st, customer, currency, Value::Object(md), &AUTOMATIC);
+            let id = draft["id"].as_str().expect("id").to_string();
+            let item = json!({ "invoice": id, "amount": amount, "currency": currency, "description": "credits" });
+            invoices::create_item(&mut st, &AUTOMATIC, &item).expect("add invoice item");
+            invoices::finalize(&mut st, &AUTOMATIC, &id, &json!({})).expect("finalize")
+        };
+        self.flush_outbox();
+        inv
+    }
+
+    fn act_on_invoice(
+        &self,
+        id: &str,
+        event_type: &str,
+        act: impl FnOnce(&mut State) -> Result<Value, error::ApiError>,
+    ) -> Value {
+        let event = {
+            let mut st = self.lock();
+            let before = st.events.len();
+            if let Err(e) = act(&mut st) {
+                panic!("fake stripe: {event_type} for {id} failed: {}", e.message);
+            }
+            st.events[before..]
+                .iter()
+                .find(|e| e.json["type"] == event_type)
+                .expect("event")
+                .json
+                .clone()
+        };
+        self.flush_outbox();
+        event
+    }
+
+    /// Marks the invoice paid (as a successful charge) and returns the `invoice.paid` event.
+    pub fn pay_invoice(&self, invoice_id: &str) -> Value {
+        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
+            invoices::pay(st, &AUTOMATIC, invoice_id, &json!({}))
+        })
+    }
+
+    /// Marks the invoice paid out of band and returns the `invoice.paid` event.
+    pub fn pay_invoice_out_of_band(&self, invoice_id: &str) -> Value {
+        let p = json!({ "paid_out_of_band": true });
+        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
+            invoices::pay(st, &AUTOMATIC, invoice_id, &p)
+        })
+    }
+
+    /// Voids the invoice and returns the `invoice.voided` event.
+    pub fn void_invoice(&self, invoice_id: &str) -> Value {
+        self.act_on_invoice(invoice_id, "invoice.voided", |st| {
+            invoices::void(st, &AUTOMATIC, invoice_id)
+        })
+    }
+
+    pub fn invoice(&self, id: &str) -> Option<Value> {
+        state::find(&self.lock().invoices, id).map(|s| s.json.clone())
+    }
+
+    /// All invoices, oldest first.
+    pub fn invoices(&self) -> Vec<Value> {
+        self.lock()
+            .invoices
+            .iter()
+            .map(|s| s.json.clone())
+            .collect()
+    }
+
+    pub fn invoice_items(&self) -> Vec<Value> {
+        self.lock().items.iter().map(|s| s.json.clone()).collect()
+    }
+
+    /// All credit grants, oldest first.
+    pub fn grants(&self) -> Vec<Value> {
+        self.lock().grants.iter().map(|s| s.json.clone()).collect()
+    }
+
+    pub fn grants_for(&self, customer: &str) -> Vec<Value> {
+        self.grants()
+            .into_iter()
+            .filter(|g| g["customer"] == customer)
+            .collect()
+    }
+
+    /// All events (also older than 30 days), newest first.
+    pub fn events(&self) -> Vec<Value> {
+        let st = self.lock();
+        let mut all: Vec<&state::Stored> = st.events.iter().collect();
+        all.sort_by_key(|s| std::cmp::Reverse((s.json["created"].as_i64().unwrap_or(0), s.seq)));
+        all.into_iter().map(|s| s.json.clone()).collect()
+    }
+
+    /// Adds an event as-is to the event list (not delivered by webhook).
+    pub fn insert_event(&self, event: Value) {
+        let mut st = self.lock();
+        let stored = st.stored(event);
+        st.events.push(stored);
+    }
+
+    /// Every HTTP request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    pub fn requests_to(&self, method: &str, path_prefix: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(path_prefix))
+            .collect()
+    }
+
+    pub(crate) fn record(&self, req: RecordedRequest) -> usize {
+        let mut st = self.lock();
+        st.requests.push(req);
+        st.requests.len() - 1
+    }
+
+    pub(crate) fn set_status(&self, index: usize, status: u16, replayed: bool) {
+        if let Some(r) = self.lock().requests.get_mut(index) {
+            r.status = status;
+            r.replayed = replayed;
+        }
+    }
+
+    /// Forgets every idempotency key (as Stripe does after 24 hours).
+    pub fn forget_idempotency_keys(&self) {
+        self.lock().idem.clear();
+    }
+
+    /// Moves the fake's clock forward; keys older than 24 h by the new clock are forgotten.
+    pub fn advance_clock(&self, by: Duration) {
+        let mut st = self.lock();
+        st.clock_offset += by.as_secs() as i64;
+        st.prune_idempotency();
+    }
+
+    /// The fake's clock (unix seconds): real time plus the advanced offset.
+    pub fn now(&self) -> i64 {
+        self.lock().now()
+    }
+}

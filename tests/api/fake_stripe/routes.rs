@@ -1,0 +1,43 @@
+//! Maps an operation id to the code that executes it against the state.
+
+use super::error::ApiError;
+use super::state::{Ctx, State};
+use super::{credits, events, invoices};
+use serde_json::Value;
+
+/// Executes one validated operation. `args` are the `{...}` path segments in order.
+pub fn execute(
+    st: &mut State,
+    ctx: &Ctx,
+    op_id: &str,
+    args: &[String],
+    p: &Value,
+) -> Result<Value, ApiError> {
+    let id = args.first().map(String::as_str).unwrap_or_default();
+    match op_id {
+        "PostInvoices" => invoices::create(st, ctx, p),
+        "PostInvoiceitems" => invoices::create_item(st, ctx, p),
+        "PostInvoicesInvoiceFinalize" => invoices::finalize(st, ctx, id, p),
+        "PostInvoicesInvoicePay" => invoices::pay(st, ctx, id, p),
+        "PostInvoicesInvoiceVoid" => invoices::void(st, ctx, id),
+        "PostInvoicesInvoiceMarkUncollectible" => invoices::mark_uncollectible(st, ctx, id),
+        "GetInvoicesInvoice" => invoices::retrieve(st, id),
+        "GetInvoices" => invoices::list(st, p),
+        "PostBillingCreditGrants" => credits::create_grant(st, ctx, p),
+        "GetBillingCreditGrants" => credits::list_grants(st, p),
+        "GetBillingCreditGrantsId" => credits::retrieve_grant(st, id),
+        "PostBillingCreditGrantsId" => credits::update_grant(st, ctx, id, p),
+        "PostBillingCreditGrantsIdVoid" => credits::void_grant(st, ctx, id),
+        "PostBillingCreditGrantsIdExpire" => credits::expire_grant(st, ctx, id),
+        "GetBillingCreditBalanceSummary" => credits::balance_summary(st, p),
+        "GetBillingCreditBalanceTransactions" => credits::list_transactions(st, p),
+        "GetBillingCreditBalanceTransactionsId" => credits::retrieve_transaction(st, id),
+        "GetEvents" => events::list(st, p),
+        "GetEventsId" => events::retrieve(st, id),
+        other => Err(ApiError::new(
+            501,
+            "api_error",
+            format!("The fake does not implement {other}"),
+        )),
+    }
+}
