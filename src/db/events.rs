@@ -50,7 +50,7 @@ pub struct Recorded {
 /// locked (`FOR UPDATE`) so the outcome written with the event agrees with what the update did.
 /// A purchase matches by invoice id, or by the `creditd_purchase_id` on an invoice creditd
 /// created when the purchase does not have its invoice id yet.
-const RECORD_EVENT: &str = r#"
+pub const RECORD_EVENT: &str = r#"
 WITH fresh AS (
     SELECT NOT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1) AS is_new
 ), target AS (
