@@ -1,3 +1,9 @@
 //! creditd's integration tests, linked as one binary so the crate is linked once.
 mod fake_stripe;
 mod fake_stripe_selftest;
+mod harness;
+
+mod crash;
+mod exactly_once;
+mod purchases;
+mod webhooks;

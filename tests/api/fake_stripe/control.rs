@@ -83,6 +83,9 @@ pub enum FaultKind {
     EffectThenStored500,
     /// Execute the operation, then answer 500 and store nothing (a retry executes again).
     EffectThen500,
+    /// Fail inside Stripe before any effect, and store that 500 as the idempotent result, so
+    /// every retry with the key replays it.
+    Stored500,
 }
 
 impl FaultKind {

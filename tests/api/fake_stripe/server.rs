@@ -216,7 +216,10 @@ async fn process(
         request_id: Some(request_id.to_string()),
         idempotency_key: key.clone(),
     };
-    let result = {
+    let internal = ApiError::new(500, "api_error", "An unknown error occurred");
+    let result = if matches!(fault, Some(FaultKind::Stored500)) {
+        Err(internal.clone())
+    } else {
         let mut st = fake.lock();
         routes::execute(&mut st, &ctx, &op.id, &args, &params)
     };
@@ -224,7 +227,6 @@ async fn process(
         Ok(v) => (200, v),
         Err(e) => (e.status, e.body()),
     };
-    let internal = ApiError::new(500, "api_error", "An unknown error occurred");
     match &fault {
         Some(FaultKind::EffectThenStored500) => (status, body) = (500, internal.body()),
         Some(FaultKind::EffectThen500) => {

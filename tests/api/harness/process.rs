@@ -1,0 +1,124 @@
+//! creditd as a real child process, for tests that crash it with SIGKILL or stop it with SIGTERM.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use super::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET};
+use crate::fake_stripe::FakeStripe;
+
+pub struct CreditdProcess {
+    pub child: Child,
+    pub port: u16,
+    pub log_path: PathBuf,
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl CreditdProcess {
+    /// Starts `creditd serve` and waits until it answers /readyz. Logs go to a file for inspection.
+    pub async fn start(
+        database_url: &str,
+        stripe: &FakeStripe,
+        extra_env: &[(&str, &str)],
+    ) -> CreditdProcess {
+        let port = free_port();
+        let log_path =
+            std::env::temp_dir().join(format!("creditd-test-{port}-{}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_creditd"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", database_url)
+            .env("STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
+            .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("STRIPE_API_BASE", stripe.base_url())
+            .env("API_TOKEN", API_TOKEN)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env(
+                "RUST_LOG",
+                "debug,sqlx=warn,hyper=warn,reqwest=warn,h2=warn",
+            )
+            .env("WORKER_POLL_INTERVAL_MS", "50")
+            .env("WORKER_LEASE_SECS", "3")
+            .env("FULFILMENT_RETRY_BASE_MS", "50")
+            .env("FULFILMENT_RETRY_MAX_SECS", "1")
+            .env("STRIPE_RETRY_BASE_MS", "10")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("spawn creditd");
+        let process = CreditdProcess {
+            child,
+            port,
+            log_path,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(response) = client.get(self.url("/readyz")).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "creditd never became ready: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A real crash: SIGKILL, no cleanup, no drain.
+    pub async fn kill(mut self) -> String {
+        self.child.kill().await.expect("kill creditd");
+        self.logs()
+    }
+
+    /// A polite stop: SIGTERM, then waits for the exit status.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().expect("running") as i32;
+        // The `kill` command rather than libc: the signal is all we need.
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("creditd exits after SIGTERM")
+            .unwrap();
+        (exit, self.logs())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
