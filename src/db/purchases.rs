@@ -10,7 +10,9 @@ use crate::purchase::{Purchase, PurchaseStatus};
 
 /// Inserts a purchase. When its invoice already has a recorded `invoice.paid`, it starts out due
 /// for granting, so a purchase registered after its payment is fulfilled on registration.
-/// Returns None when the client's idempotency key is already taken.
+/// A purchase that creditd funds is left to the request that created it for `funding_grace`;
+/// workers take it over only if that request dies. Returns None when the client's idempotency
+/// key is already taken.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     id: &str,
@@ -18,6 +20,7 @@ pub async fn insert(
     livemode: bool,
     idempotency_key: Option<&str>,
     request_hash: &str,
+    funding_grace: Duration,
 ) -> sqlx::Result<Option<Purchase>> {
     sqlx::query_as(
         r#"
@@ -27,7 +30,8 @@ pub async fn insert(
         SELECT $1, CASE WHEN $11::jsonb IS NOT NULL THEN 'creating_invoice'
                         WHEN paid.id IS NOT NULL THEN 'granting' ELSE 'awaiting_payment' END,
                $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $12,
-               CASE WHEN $11::jsonb IS NOT NULL OR paid.id IS NOT NULL THEN now() END,
+               CASE WHEN $11::jsonb IS NOT NULL THEN now() + make_interval(secs => $13)
+                    WHEN paid.id IS NOT NULL THEN now() END,
                paid.id, CASE WHEN paid.id IS NOT NULL THEN now() END
         FROM (SELECT 1) AS one
         LEFT JOIN LATERAL (
@@ -50,6 +54,7 @@ pub async fn insert(
     .bind(idempotency_key)
     .bind(new.funding.as_ref().map(Json))
     .bind(request_hash)
+    .bind(funding_grace.as_secs_f64())
     .fetch_optional(db)
     .await
 }

@@ -55,6 +55,7 @@ async fn create(
         state.services.livemode,
         idempotency_key.as_deref(),
         &hash,
+        state.services.policy.lease,
     )
     .await
     .map_err(|error| invoice_taken(error, new.invoice_id.as_deref()))?;
@@ -255,6 +256,10 @@ async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
             let current = db::purchases::find(db, &id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+            // The invoice.voided webhook may have canceled it first; anything else means it was paid.
+            if current.status() == PurchaseStatus::Canceled {
+                return Ok(reply(StatusCode::OK, &current));
+            }
             Err(ApiError::conflict(
                 "purchase_paid",
                 format!("purchase became {} while canceling", current.status),

@@ -5,5 +5,6 @@ mod harness;
 
 mod crash;
 mod exactly_once;
+mod funding;
 mod purchases;
 mod webhooks;
