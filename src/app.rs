@@ -132,8 +132,12 @@ impl Application {
             shutdown.cancel();
         });
         let mut server = tokio::spawn(server.into_future());
+        let mut server_done = false;
         tokio::select! {
-            result = &mut server => { result??; }
+            result = &mut server => {
+                result??;
+                server_done = true;
+            }
             _ = stop.cancelled() => {}
         }
         tracing::info!(
@@ -143,7 +147,9 @@ impl Application {
         workers.cancel();
         let drain = Duration::from_secs(config.shutdown_drain_secs);
         let drained = tokio::time::timeout(drain, async {
-            let _ = (&mut server).await;
+            if !server_done {
+                let _ = (&mut server).await;
+            }
             while tasks.join_next().await.is_some() {}
         })
         .await;

@@ -6,5 +6,6 @@ mod harness;
 mod crash;
 mod exactly_once;
 mod funding;
+mod operations;
 mod purchases;
 mod webhooks;

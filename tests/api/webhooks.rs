@@ -233,3 +233,68 @@ async fn webhooks_answer_503_quickly_when_the_database_is_down() {
         .await
         .unwrap();
 }
+
+/// creditd's own invoice is paid before creditd stored its id: the metadata still matches it.
+#[tokio::test]
+async fn a_paid_invoice_matches_by_metadata_before_the_purchase_knows_its_invoice() {
+    let app = TestApp::spawn().await;
+    let customer = app.stripe.create_customer();
+    let pause = app.stripe.pause_after_effect("POST", "/v1/invoices");
+    let body = json!({"customer": customer, "amount": 600, "currency": "usd"});
+    let creating = tokio::spawn({
+        let http = app.http.clone();
+        let url = app.url("/v1/purchases");
+        async move {
+            http.post(url)
+                .bearer_auth(crate::harness::API_TOKEN)
+                .json(&body)
+                .send()
+                .await
+        }
+    });
+    pause.reached().await;
+    let invoice = app.stripe.invoices().pop().unwrap();
+    let invoice_id = invoice["id"].as_str().unwrap();
+    let (purchase_id, stored_invoice): (String, Option<String>) =
+        sqlx::query_as("SELECT id, invoice_id FROM purchases")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored_invoice, None,
+        "the webhook must win the race for this test to mean anything"
+    );
+
+    // Someone completes and pays the invoice in Stripe while creditd is still between its steps.
+    let item = app
+        .stripe
+        .client()
+        .post(
+            "/v1/invoiceitems",
+            &[
+                ("customer", &customer),
+                ("invoice", invoice_id),
+                ("amount", "600"),
+                ("currency", "usd"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(item.status, 200, "{:?}", item.json);
+    let paid = app.stripe.pay_invoice(invoice_id);
+    app.stripe.wait_for_deliveries().await;
+    let (outcome,): (String,) = sqlx::query_as("SELECT outcome FROM stripe_events WHERE id = $1")
+        .bind(paid["id"].as_str())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(outcome, "scheduled");
+    pause.release();
+    let (status, _) = crate::harness::json_response(creating.await.unwrap().unwrap()).await;
+    assert!(status.is_success());
+
+    let granted = app.wait_for_status(&purchase_id, "granted").await;
+    assert_eq!(granted["invoice_id"], invoice_id);
+    assert_eq!(app.stripe.grants().len(), 1);
+    assert_eq!(app.stripe.invoices().len(), 1);
+}
