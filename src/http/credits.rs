@@ -1,32 +1,37 @@
 //! A customer's credits as Stripe holds them: balance summary and balance transactions.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::http::schemas;
 use crate::money::{Currency, Money};
 use crate::stripe::form::Form;
 use crate::stripe::{StripeError, StripeRequest};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers/{customer}/credit_balance", get(balance))
-        .route(
-            "/v1/customers/{customer}/credit_transactions",
-            get(transactions),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(balance))
+        .routes(routes!(transactions))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BalanceQuery {
     credit_grant: Option<String>,
     price: Option<String>,
 }
 
+/// The customer's credit balance from Stripe's credit balance summary (metered scope by default).
+#[utoipa::path(get, path = "/v1/customers/{customer}/credit_balance", tag = "credits", security(("api_token" = [])),
+    params(("customer" = String, Path, description = "Stripe customer id"), BalanceQuery),
+    responses((status = 200, body = schemas::CreditBalance), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 422, description = "Invalid id or filter", body = schemas::ErrorResponse),
+        (status = 503, description = "Stripe unavailable: never an empty balance", body = schemas::ErrorResponse)))]
 async fn balance(
     State(state): State<AppState>,
     Path(customer): Path<String>,
@@ -85,13 +90,20 @@ fn amount(stripe_amount: &Value) -> Value {
     json!({"value": value, "currency": code, "display": display})
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TransactionsQuery {
     credit_grant: Option<String>,
     limit: Option<i64>,
     starting_after: Option<String>,
 }
 
+/// The customer's credit balance transactions from Stripe.
+#[utoipa::path(get, path = "/v1/customers/{customer}/credit_transactions", tag = "credits", security(("api_token" = [])),
+    params(("customer" = String, Path, description = "Stripe customer id"), TransactionsQuery),
+    responses((status = 200, body = schemas::CreditTransactions), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 422, description = "Invalid id or limit", body = schemas::ErrorResponse),
+        (status = 503, description = "Stripe unavailable", body = schemas::ErrorResponse)))]
 async fn transactions(
     State(state): State<AppState>,
     Path(customer): Path<String>,

@@ -4,31 +4,79 @@ pub mod auth;
 pub mod credits;
 pub mod health;
 pub mod purchases;
+pub mod schemas;
 pub mod webhooks;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::secret::Secret;
 
 /// Request bodies of the JSON APIs; webhooks enforce their own, larger limit.
 const API_BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "creditd", description = "Turns each paid Stripe invoice into exactly one Stripe billing credit grant."),
+    modifiers(&BearerTokens),
+    tags(
+        (name = "purchases", description = "Credit purchases (bearer API_TOKEN)"),
+        (name = "credits", description = "Customers' credit balances and transactions (bearer API_TOKEN)"),
+        (name = "webhooks", description = "Stripe's webhook endpoint (signed)"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["api_token", "admin_token"] {
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+/// The routes and their OpenAPI document, built from the same annotated handlers so the
+/// document cannot drift from what is served.
+fn documented(api_token: Secret) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
         .merge(purchases::router())
         .merge(credits::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
-        .route_layer(from_fn_with_state(
-            state.api_token.clone(),
-            auth::require_bearer,
-        ));
-    Router::new()
+        .route_layer(from_fn_with_state(api_token, auth::require_bearer));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
         .merge(webhooks::router())
         .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of creditd's HTTP API (checked in at `docs/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented(Secret::from("documentation-only")).1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = documented(state.api_token.clone());
+    let document = Arc::new(document);
+    routes
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(document.as_ref().clone()) }),
+        )
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -1,27 +1,28 @@
 //! `/v1/purchases`: register or start a purchase, read it, list them, cancel one.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::funding;
+use crate::http::schemas;
 use crate::purchase::{self, Purchase, PurchaseStatus};
 use crate::stripe::StripeRequest;
 use crate::stripe::form::Form;
 use crate::stripe::types::Invoice;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/purchases", post(create).get(list))
-        .route("/v1/purchases/{id}", get(show))
-        .route("/v1/purchases/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
 }
 
 type Reply = (StatusCode, axum::Json<Value>);
@@ -30,6 +31,19 @@ fn reply(status: StatusCode, purchase: &Purchase) -> Reply {
     (status, axum::Json(purchase.to_json()))
 }
 
+/// Register a purchase for an existing invoice, or let creditd create and finalize the invoice.
+#[utoipa::path(post, path = "/v1/purchases", tag = "purchases", security(("api_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same purchase")),
+    request_body = schemas::PurchaseRequest,
+    responses(
+        (status = 201, description = "Created (or replayed for the same Idempotency-Key)", body = schemas::Purchase),
+        (status = 202, description = "Accepted: Stripe was briefly unavailable, a worker finishes the invoice", body = schemas::Purchase),
+        (status = 400, description = "Malformed JSON or header", body = schemas::ErrorResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 409, description = "Idempotency-Key reused with another body, or invoice already registered", body = schemas::ErrorResponse),
+        (status = 422, description = "A field is invalid; `field` names it", body = schemas::ErrorResponse),
+        (status = 502, description = "Stripe refused to create the invoice", body = schemas::ErrorResponse),
+        (status = 503, description = "Database unavailable", body = schemas::ErrorResponse)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -158,6 +172,11 @@ fn invoice_taken(error: sqlx::Error, invoice_id: Option<&str>) -> ApiError {
     }
 }
 
+/// One purchase.
+#[utoipa::path(get, path = "/v1/purchases/{id}", tag = "purchases", security(("api_token" = [])),
+    params(("id" = String, Path, description = "Purchase id (pur_...)")),
+    responses((status = 200, body = schemas::Purchase), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 404, description = "No such purchase", body = schemas::ErrorResponse)))]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
     let purchase = db::purchases::find(&state.services.db, &id)
         .await?
@@ -165,7 +184,8 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
     Ok(reply(StatusCode::OK, &purchase))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub customer: Option<String>,
     pub status: Option<String>,
@@ -214,6 +234,10 @@ pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<Va
     Ok(json!({"object": "list", "data": data, "has_more": has_more}))
 }
 
+/// Purchases, newest first, with cursor pagination.
+#[utoipa::path(get, path = "/v1/purchases", tag = "purchases", security(("api_token" = [])), params(ListQuery),
+    responses((status = 200, body = schemas::PurchaseList), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
 async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -222,6 +246,13 @@ async fn list(
 }
 
 /// Voids the open invoice of an unpaid purchase. Paid purchases cannot be canceled.
+/// Void the open invoice of an unpaid purchase.
+#[utoipa::path(post, path = "/v1/purchases/{id}/cancel", tag = "purchases", security(("api_token" = [])),
+    params(("id" = String, Path, description = "Purchase id (pur_...)")),
+    responses((status = 200, description = "Canceled", body = schemas::Purchase), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
+        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
+        (status = 409, description = "Already paid, or the invoice is still being created", body = schemas::ErrorResponse),
+        (status = 503, description = "Stripe unavailable", body = schemas::ErrorResponse)))]
 async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)

@@ -1,21 +1,32 @@
 //! `POST /webhooks/stripe`: verify the signature over the raw body, record the event, answer fast.
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::http::schemas;
 use crate::ingest;
 use crate::stripe::signature;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/stripe", post(receive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
+/// Stripe's webhook endpoint; the body must be signed (`Stripe-Signature`).
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks",
+    params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hmac>")),
+    request_body(content = Object, description = "A Stripe event, exactly as Stripe sent it"),
+    responses(
+        (status = 200, description = "Recorded (or already recorded)", body = schemas::WebhookAck),
+        (status = 400, description = "Bad signature or timestamp, or not an event", body = schemas::ErrorResponse),
+        (status = 413, description = "Body too large", body = schemas::ErrorResponse),
+        (status = 503, description = "Not recorded; Stripe retries", body = schemas::ErrorResponse)))]
+///
 /// Never calls Stripe: the event is recorded with the work it schedules, then a worker takes over.
 async fn receive(State(state): State<AppState>, request: Request) -> Response {
     let metrics = &state.services.metrics;

@@ -6,6 +6,7 @@ mod harness;
 mod crash;
 mod exactly_once;
 mod funding;
+mod openapi;
 mod operations;
 mod purchases;
 mod webhooks;
