@@ -117,7 +117,7 @@ pub async fn fulfil(
 }
 
 /// Sends a request and logs it against the purchase. The outer error is the database's.
-async fn call<T: serde::de::DeserializeOwned>(
+pub(crate) async fn call<T: serde::de::DeserializeOwned>(
     services: &Services,
     purchase: &Purchase,
     request: StripeRequest,
@@ -197,7 +197,8 @@ async fn granted(
     }
 }
 
-async fn stripe_failed(
+/// Transient failures are retried later; Stripe refusing for good fails the purchase.
+pub(crate) async fn stripe_failed(
     services: &Services,
     purchase: &Purchase,
     owner: &str,

@@ -6,7 +6,7 @@
 //! (crash before the commit, key forgotten) the invoice is found again by its metadata.
 
 use crate::db;
-use crate::fulfilment::{Outcome, finish, retry};
+use crate::fulfilment::{Outcome, call, retry, stripe_failed};
 use crate::purchase::{Purchase, PurchaseStatus};
 use crate::services::Services;
 use crate::stripe::form::Form;
@@ -31,17 +31,17 @@ pub async fn advance(
                 }
                 invoice.id
             }
-            Err(error) => return failed(services, purchase, owner, error).await,
+            Err(error) => return stripe_failed(services, purchase, owner, error).await,
         },
     };
     let invoice: Invoice = match call(services, purchase, get_invoice(&invoice_id)).await? {
         Ok(invoice) => invoice,
-        Err(error) => return failed(services, purchase, owner, error).await,
+        Err(error) => return stripe_failed(services, purchase, owner, error).await,
     };
     let invoice = match invoice.status.as_deref() {
         Some("draft") => match fill_and_finalize(services, purchase, &invoice).await? {
             Ok(invoice) => invoice,
-            Err(error) => return failed(services, purchase, owner, error).await,
+            Err(error) => return stripe_failed(services, purchase, owner, error).await,
         },
         _ => invoice,
     };
@@ -128,36 +128,6 @@ fn mismatch(message: String) -> StripeError {
         code: None,
         message,
         param: None,
-    }
-}
-
-async fn call<T: serde::de::DeserializeOwned>(
-    services: &Services,
-    purchase: &Purchase,
-    request: StripeRequest,
-) -> anyhow::Result<Result<T, StripeError>> {
-    let outcome = services.stripe.send(&request).await;
-    db::calls::record(&services.db, &purchase.id, &request, &outcome).await?;
-    Ok(outcome)
-}
-
-async fn failed(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-    error: StripeError,
-) -> anyhow::Result<Outcome> {
-    if error.is_transient() {
-        retry(services, purchase, owner, error.to_string(), false).await
-    } else {
-        finish(
-            services,
-            purchase,
-            owner,
-            PurchaseStatus::Failed,
-            stripe_message(&error),
-        )
-        .await
     }
 }
 

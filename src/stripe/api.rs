@@ -1,10 +1,8 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
-use serde_json::Value;
-
 use super::client::{StripeClient, StripeError, StripeRequest};
 use super::form::Form;
-use super::types::{CreditGrant, Event, Invoice, InvoiceItem, List};
+use super::types::{CreditGrant, Event, Invoice, List};
 use crate::purchase::{Applicability, Purchase};
 
 pub fn get_invoice(invoice_id: &str) -> StripeRequest {
@@ -94,13 +92,5 @@ impl StripeClient {
 
     pub async fn event(&self, event_id: &str) -> Result<Event, StripeError> {
         self.send(&get_event(event_id)).await
-    }
-
-    pub async fn raw(&self, request: &StripeRequest) -> Result<Value, StripeError> {
-        self.send(request).await
-    }
-
-    pub async fn invoice_item(&self, request: &StripeRequest) -> Result<InvoiceItem, StripeError> {
-        self.send(request).await
     }
 }
