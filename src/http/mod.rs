@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per file, assembled here with auth and body limits.
 
+pub mod admin;
 pub mod auth;
 pub mod credits;
 pub mod health;
@@ -25,8 +26,17 @@ pub fn router(state: AppState) -> Router {
             state.api_token.clone(),
             auth::require_bearer,
         ));
+    // Only ADMIN_TOKEN opens /admin; API_TOKEN gets 401 there like any other wrong token.
+    let admin = Router::new()
+        .merge(admin::router())
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .route_layer(from_fn_with_state(
+            state.admin_token.clone(),
+            auth::require_bearer,
+        ));
     Router::new()
         .merge(v1)
+        .merge(admin)
         .merge(webhooks::router())
         .merge(health::router())
         .fallback(not_found)
