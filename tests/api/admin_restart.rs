@@ -107,3 +107,66 @@ async fn a_resync_over_hundreds_of_events_resumes_after_a_kill_and_counts_each_o
     );
     second.kill().await;
 }
+
+/// Killed after the events of a page were recorded but before the page was committed: the redo
+/// finds them already recorded, recognises them as its own, and still counts them as new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_recording_a_page_and_committing_it_does_not_skew_the_counts() {
+    const N: usize = 150;
+    let stripe = FakeStripe::start().await;
+    let (database_url, db) = fresh_database().await;
+    let now = chrono::Utc::now().timestamp();
+    for i in 0..N {
+        stripe.insert_event(stray_paid_event(i, now - 10 - i as i64));
+    }
+    let first = CreditdProcess::start(&database_url, &stripe, &[]).await;
+    let page = stripe.pause_before_effect("GET", "/v1/events");
+    let response = reqwest::Client::new()
+        .post(first.url("/admin/resync"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"since": now - 3600}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_response(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    page.reached().await;
+    // Holding the re-sync's row makes the page commit wait after every event was recorded (NO KEY
+    // UPDATE still lets the pending rows' foreign key check through).
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM resyncs WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(&id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    page.release();
+    eventually("the first page's events are recorded", || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM stripe_events")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        n == 100
+    })
+    .await;
+    first.kill().await;
+    blocker.rollback().await.unwrap();
+    assert_eq!(resync_row(&db, &id).await.1, 0, "no page was committed");
+
+    let second = CreditdProcess::start(&database_url, &stripe, &[]).await;
+    eventually("the re-sync completes after the restart", || async {
+        resync_row(&db, &id).await.0 == "completed"
+    })
+    .await;
+    let (_, seen, new, unmatched, _) = resync_row(&db, &id).await;
+    assert_eq!((seen, new, unmatched), (N as i32, N as i32, N as i32));
+    let (duplicates,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM resync_events WHERE resync_id = $1 AND outcome = 'duplicate'",
+    )
+    .bind(&id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 0);
+    second.kill().await;
+}

@@ -4,6 +4,7 @@ mod fake_stripe_selftest;
 mod harness;
 
 mod admin_auth;
+mod admin_cli;
 mod admin_replay;
 mod admin_restart;
 mod admin_resync;
