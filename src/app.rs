@@ -122,6 +122,20 @@ impl Application {
             poll,
             workers.clone(),
         ));
+        tasks.spawn(crate::admin::sweeper::run(
+            state.services.clone(),
+            Duration::from_secs(config.sweeper_interval_secs),
+            config.sweeper_batch,
+            workers.clone(),
+        ));
+        // Picks up re-syncs whose process died, once their lease has expired.
+        let resume_every = (state.services.policy.lease / 2)
+            .clamp(Duration::from_millis(500), Duration::from_secs(30));
+        tasks.spawn(crate::admin::resync::run_resumer(
+            state.services.clone(),
+            resume_every,
+            workers.clone(),
+        ));
         tracing::info!(addr = %listener.local_addr()?, workers = config.worker_count, "creditd serving");
 
         let shutdown = state.shutdown.clone();

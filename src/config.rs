@@ -89,6 +89,13 @@ pub struct ServeConfig {
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,
+    /// How often the sweeper asks Stripe whether unpaid purchases' invoices were paid after all
+    /// (covers `invoice.paid` events that were never delivered), in seconds.
+    #[arg(long, env = "SWEEPER_INTERVAL_SECS", default_value_t = 300)]
+    pub sweeper_interval_secs: u64,
+    /// Most purchases one sweep checks (one Stripe request each, within the rate limit).
+    #[arg(long, env = "SWEEPER_BATCH", default_value_t = 50)]
+    pub sweeper_batch: i64,
 }
 
 impl ServeConfig {
@@ -127,6 +134,12 @@ impl ServeConfig {
         if self.fulfilment_max_attempts < 1 {
             return Err("FULFILMENT_MAX_ATTEMPTS must be at least 1".into());
         }
+        if self.sweeper_interval_secs == 0 {
+            return Err("SWEEPER_INTERVAL_SECS must be at least 1".into());
+        }
+        if !(1..=1000).contains(&self.sweeper_batch) {
+            return Err("SWEEPER_BATCH must be between 1 and 1000".into());
+        }
         if !(256 * 1024..=8 * 1024 * 1024).contains(&self.webhook_max_body_bytes) {
             return Err("WEBHOOK_MAX_BODY_BYTES must be between 262144 and 8388608".into());
         }
@@ -152,5 +165,55 @@ impl ServeConfig {
 
     pub fn worker_lease(&self) -> Duration {
         Duration::from_secs(self.worker_lease_secs)
+    }
+}
+
+/// What `creditd resync` and `creditd replay` need: the database and Stripe, but no HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct AdminCliConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Stripe secret (or restricted) API key.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Secret,
+    /// Base URL of the Stripe API.
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: Url,
+    /// Stripe requests per second from this process; the servers share Stripe's limit.
+    #[arg(long, env = "STRIPE_RATE_LIMIT_PER_SEC", default_value_t = 10)]
+    pub stripe_rate_limit_per_sec: u32,
+    /// Retries of one Stripe request on connection errors, 409, 429 and 5xx.
+    #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
+    pub stripe_max_network_retries: u32,
+    /// Timeout of one Stripe HTTP request, in milliseconds.
+    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
+    pub stripe_timeout_ms: u64,
+    /// How long this command owns a re-sync before a server may take it over, in seconds.
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 120)]
+    pub worker_lease_secs: u64,
+}
+
+impl AdminCliConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let key = self.stripe_secret_key.expose();
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(
+                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_...) or restricted key (rk_...)"
+                    .into(),
+            );
+        }
+        if self.stripe_rate_limit_per_sec == 0 {
+            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn livemode(&self) -> bool {
+        let key = self.stripe_secret_key.expose();
+        key.starts_with("sk_live_") || key.starts_with("rk_live_")
     }
 }

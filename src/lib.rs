@@ -4,6 +4,8 @@
 //! `db::events` (record and schedule, one statement) -> `worker` -> `fulfilment` -> `stripe` ->
 //! `db::purchases`.
 
+/// Operator tools: re-sync, replay, sweeper, retry, audit.
+pub mod admin;
 /// The application: state, build, run and drain.
 pub mod app;
 /// Every setting, from environment or flags.

@@ -1,11 +1,12 @@
-//! The `creditd` command line: serve, migrate, healthcheck.
+//! The `creditd` command line: serve, migrate, healthcheck, and the operator tools resync and replay.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use creditd::admin::resync::ResyncParams;
 use creditd::app::Application;
-use creditd::config::{DatabaseConfig, ServeConfig};
+use creditd::config::{AdminCliConfig, DatabaseConfig, ServeConfig};
 use creditd::telemetry::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,37 @@ enum Command {
         #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
         listen_addr: SocketAddr,
     },
+    /// Catch up with Stripe: record every event in a time range (or match paid invoices) through
+    /// the webhook pipeline, in the foreground. The running servers' workers create the grants.
+    Resync {
+        #[command(flatten)]
+        config: Box<AdminCliConfig>,
+        /// Start of the range: unix seconds or RFC 3339 (events: at most 30 days ago).
+        #[arg(long)]
+        since: String,
+        /// End of the range: unix seconds or RFC 3339; default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Event types, comma-separated (default invoice.paid).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Only events whose webhook delivery has not succeeded.
+        #[arg(long)]
+        only_undelivered: bool,
+        /// Report what would happen without recording anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// events, or invoices to match paid invoices older than Stripe's 30 days of events.
+        #[arg(long, default_value = "events")]
+        source: String,
+    },
+    /// Replay one event: re-evaluate a recorded event, or fetch and record one never received.
+    Replay {
+        #[command(flatten)]
+        config: Box<AdminCliConfig>,
+        /// The event id, evt_...
+        event_id: String,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +81,27 @@ async fn main() -> ExitCode {
         Command::Serve(config) => serve(*config).await,
         Command::Migrate(config) => migrate(config).await,
         Command::Healthcheck { listen_addr } => healthcheck(listen_addr).await,
+        Command::Resync {
+            config,
+            since,
+            until,
+            types,
+            only_undelivered,
+            dry_run,
+            source,
+        } => {
+            let mut body = serde_json::json!({
+                "since": since, "until": until, "only_undelivered": only_undelivered,
+                "dry_run": dry_run, "source": source,
+            });
+            if !types.is_empty() {
+                body["types"] = serde_json::json!(types);
+            }
+            resync(&config, &body).await
+        }
+        Command::Replay { config, event_id } => {
+            creditd::admin::cli::replay(&config, &event_id).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +124,17 @@ async fn migrate(config: DatabaseConfig) -> anyhow::Result<()> {
     let pool = creditd::db::connect(&config).await?;
     creditd::db::migrate(&pool).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// The same validation as `POST /admin/resync`, then the re-sync in the foreground.
+async fn resync(config: &AdminCliConfig, body: &serde_json::Value) -> anyhow::Result<()> {
+    let params = ResyncParams::parse(body, chrono::Utc::now().timestamp())
+        .map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.message))?;
+    let done = creditd::admin::cli::resync(config, params).await?;
+    if done.status == "failed" {
+        anyhow::bail!("re-sync {} failed", done.id);
+    }
     Ok(())
 }
 

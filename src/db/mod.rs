@@ -1,5 +1,6 @@
 //! The only place with SQL. Functions take an executor so they run on the pool or in a transaction.
 
+pub mod admin;
 pub mod calls;
 pub mod events;
 pub mod purchases;

@@ -401,3 +401,143 @@ pub async fn cancel(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Pu
     .fetch_optional(db)
     .await
 }
+
+/// What [`mark_paid`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidMatch {
+    /// The purchase the invoice belongs to, if any.
+    pub purchase_id: Option<String>,
+    /// Its status before the update.
+    pub status: Option<String>,
+    /// True when this call moved it to `granting`.
+    pub scheduled: bool,
+}
+
+impl PaidMatch {
+    /// scheduled | already_<status> | unmatched, as the webhook statement reports.
+    pub fn outcome(&self) -> String {
+        match (&self.status, self.scheduled) {
+            (_, true) => "scheduled".into(),
+            (Some(status), false) => format!("already_{status}"),
+            (None, false) => "unmatched".into(),
+        }
+    }
+}
+
+/// Makes the purchase paid by `invoice_id` (or named by `metadata_purchase_id` on an invoice creditd
+/// created) due for granting, if and only if it is still unpaid. The row is locked and the status
+/// re-checked in the UPDATE, so a webhook, a re-sync, a replay and the sweeper racing for the same
+/// invoice schedule it once; the grant itself only ever comes from a worker running `fulfil`.
+/// Used by re-syncs over invoices, replays and the sweeper.
+pub async fn mark_paid(
+    db: impl PgExecutor<'_>,
+    invoice_id: &str,
+    metadata_purchase_id: Option<&str>,
+    paid_event_id: Option<&str>,
+) -> sqlx::Result<PaidMatch> {
+    let row: (Option<String>, Option<String>, bool) = sqlx::query_as(
+        r#"
+        WITH target AS (
+            SELECT p.id, p.status
+            FROM purchases p
+            WHERE p.invoice_id = $1 OR (p.id = $2 AND (p.invoice_id IS NULL OR p.invoice_id = $1))
+            ORDER BY (p.invoice_id = $1) DESC NULLS LAST
+            LIMIT 1
+            FOR UPDATE OF p
+        ), moved AS (
+            UPDATE purchases p
+            SET status = 'granting', invoice_id = COALESCE(p.invoice_id, $1),
+                paid_event_id = COALESCE($3, p.paid_event_id), paid_at = now(),
+                next_attempt_at = now(), attempts = 0, last_error = NULL, updated_at = now()
+            FROM target t
+            WHERE p.id = t.id AND p.status IN ('awaiting_payment', 'creating_invoice')
+            RETURNING p.id
+        )
+        SELECT t.id, t.status, EXISTS (SELECT 1 FROM moved)
+        FROM (SELECT 1) AS one LEFT JOIN target t ON true
+        "#,
+    )
+    .bind(invoice_id)
+    .bind(metadata_purchase_id)
+    .bind(paid_event_id)
+    .fetch_one(db)
+    .await?;
+    Ok(PaidMatch {
+        purchase_id: row.0,
+        status: row.1,
+        scheduled: row.2,
+    })
+}
+
+/// Claims up to `limit` unpaid purchases with an invoice for one sweep: those checked longest ago
+/// (or never) first, skipping rows another replica is claiming, and not re-checked within
+/// `min_age`. Returns (purchase id, invoice id).
+pub async fn claim_for_sweep(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    min_age: Duration,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        r#"
+        WITH picked AS (
+            SELECT id FROM purchases
+            WHERE status = 'awaiting_payment' AND invoice_id IS NOT NULL
+              AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $2))
+            ORDER BY swept_at NULLS FIRST, created_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE purchases p SET swept_at = now()
+        FROM picked WHERE p.id = picked.id
+        RETURNING p.id, p.invoice_id
+        "#,
+    )
+    .bind(limit)
+    .bind(min_age.as_secs_f64())
+    .fetch_all(db)
+    .await
+}
+
+/// Whether an `invoice.paid` for this purchase's invoice (or naming it in metadata) is recorded.
+pub async fn has_paid_event(db: impl PgExecutor<'_>, purchase: &Purchase) -> sqlx::Result<bool> {
+    let row: (bool,) = sqlx::query_as(
+        r#"
+        SELECT EXISTS (
+            SELECT 1 FROM stripe_events
+            WHERE type = 'invoice.paid'
+              AND ((invoice_id IS NOT NULL AND invoice_id = $1) OR metadata_purchase_id = $2)
+        )
+        "#,
+    )
+    .bind(purchase.invoice_id.as_deref())
+    .bind(&purchase.id)
+    .fetch_one(db)
+    .await?;
+    Ok(row.0)
+}
+
+/// Sends a `failed` (or, forced, `rejected`) purchase back to `next`, due now, with its attempts
+/// reset. Conditional on the status the caller saw, so two retries cannot both act. The grant
+/// write-ahead flag and key generation are kept: fulfilment still looks for an earlier grant first.
+pub async fn retry(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    from: PurchaseStatus,
+    next: PurchaseStatus,
+) -> sqlx::Result<Option<Purchase>> {
+    sqlx::query_as(
+        r#"
+        UPDATE purchases
+        SET status = $3, attempts = 0, last_error = NULL,
+            next_attempt_at = CASE WHEN $3 IN ('granting', 'creating_invoice') THEN now() END,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE id = $1 AND status = $2
+        RETURNING *
+        "#,
+    )
+    .bind(id)
+    .bind(from.as_str())
+    .bind(next.as_str())
+    .fetch_optional(db)
+    .await
+}

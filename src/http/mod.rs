@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per file, assembled here with auth and body limits.
 
+pub mod admin;
 pub mod auth;
 pub mod credits;
 pub mod health;
@@ -72,7 +73,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = documented(state.api_token.clone());
     let document = Arc::new(document);
+    // Only ADMIN_TOKEN opens /admin; API_TOKEN gets 401 there like any other wrong token.
+    let admin = Router::new()
+        .merge(admin::router())
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .route_layer(from_fn_with_state(
+            state.admin_token.clone(),
+            auth::require_bearer,
+        ));
     routes
+        .merge(admin)
         .route(
             "/openapi.json",
             get(move || async move { axum::Json(document.as_ref().clone()) }),

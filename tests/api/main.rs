@@ -3,6 +3,12 @@ mod fake_stripe;
 mod fake_stripe_selftest;
 mod harness;
 
+mod admin_auth;
+mod admin_cli;
+mod admin_replay;
+mod admin_restart;
+mod admin_resync;
+mod admin_sweeper;
 mod crash;
 mod exactly_once;
 mod funding;

@@ -77,6 +77,9 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         fulfilment_retry_base_ms: 50,
         fulfilment_retry_max_secs: 1,
         shutdown_drain_secs: 5,
+        // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
+        sweeper_interval_secs: 300,
+        sweeper_batch: 50,
     }
 }
 
@@ -306,6 +309,9 @@ pub async fn database_snapshot(db: &PgPool) -> Value {
         "purchase_transitions",
         "stripe_events",
         "stripe_calls",
+        "resyncs",
+        "resync_events",
+        "admin_audit",
     ] {
         let rows: (Option<Value>,) = sqlx::query_as(&format!(
             "SELECT json_agg(t ORDER BY t::text) FROM {table} t"

@@ -1,0 +1,469 @@
+//! Operator tools: re-sync jobs and their per-event outcomes, the audit trail, and the views that
+//! explain an event or a purchase.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
+
+/// A re-sync as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Resync {
+    pub id: String,
+    pub status: String,
+    pub params: Json<Value>,
+    pub seen: i32,
+    pub new: i32,
+    pub duplicate: i32,
+    pub granted: i32,
+    pub unmatched: i32,
+    pub failed: i32,
+    pub cursor: Option<String>,
+    pub pages: i32,
+    pub error: Option<String>,
+    pub actor: String,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Resync {
+    pub fn counts_json(&self) -> Value {
+        serde_json::json!({
+            "seen": self.seen, "new": self.new, "duplicate": self.duplicate,
+            "granted": self.granted, "unmatched": self.unmatched, "failed": self.failed,
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "object": "resync",
+            "status": self.status,
+            "params": self.params.0,
+            "counts": self.counts_json(),
+            "cursor": self.cursor,
+            "pages": self.pages,
+            "error": self.error,
+            "actor": self.actor,
+            "created": self.created_at.timestamp(),
+            "updated": self.updated_at.timestamp(),
+            "completed": self.completed_at.map(|t| t.timestamp()),
+        })
+    }
+}
+
+/// Creates a running re-sync already leased to `owner`, so no other process starts it too.
+pub async fn insert_resync(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    params: &Value,
+    actor: &str,
+    owner: &str,
+    lease: Duration,
+) -> sqlx::Result<Resync> {
+    sqlx::query_as(
+        r#"
+        INSERT INTO resyncs (id, status, params, actor, lease_owner, lease_expires_at)
+        VALUES ($1, 'running', $2, $3, $4, now() + make_interval(secs => $5))
+        RETURNING *
+        "#,
+    )
+    .bind(id)
+    .bind(Json(params))
+    .bind(actor)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_one(db)
+    .await
+}
+
+pub async fn find_resync(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Resync>> {
+    sqlx::query_as("SELECT * FROM resyncs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Takes over one running re-sync whose owner stopped renewing its lease (it crashed or was
+/// stopped), so it resumes from its cursor.
+pub async fn claim_abandoned_resync(
+    db: impl PgExecutor<'_>,
+    owner: &str,
+    lease: Duration,
+) -> sqlx::Result<Option<Resync>> {
+    sqlx::query_as(
+        r#"
+        WITH abandoned AS (
+            SELECT id FROM resyncs
+            WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY created_at
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE resyncs r
+        SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+        FROM abandoned a
+        WHERE r.id = a.id
+        RETURNING r.*
+        "#,
+    )
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(db)
+    .await
+}
+
+/// Extends the lease; false when another process has taken the re-sync over or it ended.
+pub async fn renew_resync_lease(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        r#"
+        UPDATE resyncs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        "#,
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Marks the objects of a page as being processed, before any of them is. A page redone after a
+/// crash keeps the original time, which tells the redo which events this re-sync itself recorded.
+pub async fn mark_pending(db: &PgPool, resync_id: &str, ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO resync_events (resync_id, event_id, outcome)
+        SELECT $1, unnest($2::text[]), 'pending'
+        ON CONFLICT (resync_id, event_id) DO NOTHING
+        "#,
+    )
+    .bind(resync_id)
+    .bind(ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// True when `event_id` was recorded by a re-sync after this re-sync marked it pending: a page
+/// interrupted by a crash, now being redone, recorded it the first time round.
+pub async fn recorded_by_this_resync(
+    db: impl PgExecutor<'_>,
+    resync_id: &str,
+    event_id: &str,
+) -> sqlx::Result<bool> {
+    let row: (bool,) = sqlx::query_as(
+        r#"
+        SELECT EXISTS (
+            SELECT 1 FROM stripe_events e JOIN resync_events r ON r.event_id = e.id
+            WHERE r.resync_id = $1 AND e.id = $2 AND e.source = 'resync' AND e.received_at >= r.at
+        )
+        "#,
+    )
+    .bind(resync_id)
+    .bind(event_id)
+    .fetch_one(db)
+    .await?;
+    Ok(row.0)
+}
+
+/// What happened to one object of a page.
+#[derive(Debug, Clone)]
+pub struct ObjectOutcome {
+    pub id: String,
+    pub outcome: String,
+    pub new: bool,
+    pub purchase_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Commits one page: its outcomes, the cursor and the counts (recomputed from all outcomes, so a
+/// redone page is not counted twice), in one transaction, if `owner` still holds the lease.
+/// `finished` completes the re-sync. False when the lease was lost: nothing is written.
+pub async fn commit_page(
+    db: &PgPool,
+    resync_id: &str,
+    owner: &str,
+    outcomes: &[ObjectOutcome],
+    cursor: Option<&str>,
+    finished: bool,
+) -> sqlx::Result<bool> {
+    let mut tx = db.begin().await?;
+    let held: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM resyncs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE",
+    )
+    .bind(resync_id)
+    .bind(owner)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_none() {
+        return Ok(false);
+    }
+    for outcome in outcomes {
+        sqlx::query(
+            r#"
+            INSERT INTO resync_events (resync_id, event_id, outcome, new, purchase_id, error)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (resync_id, event_id) DO UPDATE
+            SET outcome = EXCLUDED.outcome, new = EXCLUDED.new, purchase_id = EXCLUDED.purchase_id,
+                error = EXCLUDED.error
+            "#,
+        )
+        .bind(resync_id)
+        .bind(&outcome.id)
+        .bind(&outcome.outcome)
+        .bind(outcome.new)
+        .bind(outcome.purchase_id.as_deref())
+        .bind(outcome.error.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        r#"
+        WITH counts AS (
+            SELECT count(*) FILTER (WHERE outcome <> 'pending') AS seen,
+                   count(*) FILTER (WHERE new) AS new,
+                   count(*) FILTER (WHERE outcome = 'duplicate' OR outcome LIKE 'already_%') AS duplicate,
+                   count(*) FILTER (WHERE outcome IN ('scheduled', 'would_schedule')) AS granted,
+                   count(*) FILTER (WHERE outcome = 'unmatched') AS unmatched,
+                   count(*) FILTER (WHERE outcome = 'failed') AS failed
+            FROM resync_events WHERE resync_id = $1
+        )
+        UPDATE resyncs r
+        SET seen = c.seen, new = c.new, duplicate = c.duplicate, granted = c.granted,
+            unmatched = c.unmatched, failed = c.failed,
+            cursor = COALESCE($2, r.cursor), pages = r.pages + 1, updated_at = now(),
+            status = CASE WHEN $3 THEN 'completed' ELSE r.status END,
+            completed_at = CASE WHEN $3 THEN now() END,
+            lease_owner = CASE WHEN $3 THEN NULL ELSE r.lease_owner END,
+            lease_expires_at = CASE WHEN $3 THEN NULL ELSE r.lease_expires_at END
+        FROM counts c
+        WHERE r.id = $1
+        "#,
+    )
+    .bind(resync_id)
+    .bind(cursor)
+    .bind(finished)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Ends a re-sync that cannot go on (Stripe refused the listing, or kept failing).
+pub async fn fail_resync(
+    db: impl PgExecutor<'_>,
+    resync_id: &str,
+    owner: &str,
+    error: &str,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        r#"
+        UPDATE resyncs
+        SET status = 'failed', error = $3, completed_at = now(), lease_owner = NULL,
+            lease_expires_at = NULL, updated_at = now()
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        "#,
+    )
+    .bind(resync_id)
+    .bind(owner)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The outcomes of a re-sync, in the order it saw the objects.
+pub async fn resync_outcomes(
+    db: impl PgExecutor<'_>,
+    resync_id: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<Value>> {
+    let rows: Vec<(Json<Value>,)> = sqlx::query_as(
+        r#"
+        SELECT json_build_object('event_id', event_id, 'outcome', outcome, 'new', new,
+                                 'purchase_id', purchase_id, 'error', error)
+        FROM resync_events WHERE resync_id = $1 ORDER BY seq LIMIT $2
+        "#,
+    )
+    .bind(resync_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0.0).collect())
+}
+
+/// Appends one entry to the audit trail.
+pub async fn audit(
+    db: impl PgExecutor<'_>,
+    action: &str,
+    actor: &str,
+    arguments: &Value,
+    result: &Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO admin_audit (action, actor, arguments, result) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(action)
+    .bind(actor)
+    .bind(Json(arguments))
+    .bind(Json(result))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A page of recorded events, newest first, without payloads. None when `starting_after` is unknown.
+pub async fn list_events(
+    db: impl PgExecutor<'_> + Copy,
+    outcome: Option<&str>,
+    event_type: Option<&str>,
+    starting_after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Option<Vec<Value>>> {
+    if let Some(cursor) = starting_after
+        && super::events::find(db, cursor).await?.is_none()
+    {
+        return Ok(None);
+    }
+    let rows: Vec<(Json<Value>,)> = sqlx::query_as(
+        r#"
+        SELECT json_build_object('id', id, 'object', 'event', 'type', type, 'livemode', livemode,
+                                 'created', stripe_created, 'invoice_id', invoice_id,
+                                 'purchase_id', purchase_id, 'outcome', outcome, 'source', source,
+                                 'received', extract(epoch FROM received_at)::bigint)
+        FROM stripe_events
+        WHERE ($1::text IS NULL OR outcome = $1)
+          AND ($2::text IS NULL OR type = $2)
+          AND ($3::text IS NULL OR (received_at, id) < (SELECT received_at, id FROM stripe_events WHERE id = $3))
+        ORDER BY received_at DESC, id DESC
+        LIMIT $4
+        "#,
+    )
+    .bind(outcome)
+    .bind(event_type)
+    .bind(starting_after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(Some(rows.into_iter().map(|r| r.0.0).collect()))
+}
+
+/// Everything that explains one purchase: status history, events, Stripe calls.
+pub async fn purchase_history(
+    db: impl PgExecutor<'_> + Copy,
+    purchase_id: &str,
+) -> sqlx::Result<(Vec<Value>, Vec<Value>, Vec<Value>)> {
+    let transitions: Vec<(Json<Value>,)> = sqlx::query_as(
+        r#"
+        SELECT json_build_object('from', from_status, 'to', to_status, 'last_error', last_error,
+                                 'at', extract(epoch FROM at)::bigint)
+        FROM purchase_transitions WHERE purchase_id = $1 ORDER BY id
+        "#,
+    )
+    .bind(purchase_id)
+    .fetch_all(db)
+    .await?;
+    let events: Vec<(Json<Value>,)> = sqlx::query_as(
+        r#"
+        SELECT json_build_object('id', id, 'type', type, 'created', stripe_created,
+                                 'outcome', outcome, 'source', source,
+                                 'received', extract(epoch FROM received_at)::bigint)
+        FROM stripe_events
+        WHERE purchase_id = $1 OR metadata_purchase_id = $1
+           OR (invoice_id IS NOT NULL AND invoice_id = (SELECT invoice_id FROM purchases WHERE id = $1))
+        ORDER BY received_at, id
+        "#,
+    )
+    .bind(purchase_id)
+    .fetch_all(db)
+    .await?;
+    let calls: Vec<(Json<Value>,)> = sqlx::query_as(
+        r#"
+        SELECT json_build_object('method', method, 'path', path, 'idempotency_key', idempotency_key,
+                                 'http_status', http_status, 'error', error,
+                                 'at', extract(epoch FROM at)::bigint)
+        FROM stripe_calls WHERE purchase_id = $1 ORDER BY id
+        "#,
+    )
+    .bind(purchase_id)
+    .fetch_all(db)
+    .await?;
+    let unwrap = |rows: Vec<(Json<Value>,)>| rows.into_iter().map(|r| r.0.0).collect();
+    Ok((unwrap(transitions), unwrap(events), unwrap(calls)))
+}
+
+/// Points a recorded event at the purchase a replay scheduled, so the purchase's history shows it.
+pub async fn attach_event(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+    purchase_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE stripe_events SET purchase_id = $2 WHERE id = $1 AND purchase_id IS NULL")
+        .bind(event_id)
+        .bind(purchase_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Dry run: what recording this event would do, read-only. The same decision as the webhook
+/// statement: duplicate, ignored, unmatched, would_schedule, would_cancel or already_<status>.
+pub async fn predict(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+    action: super::events::EventAction,
+    invoice_id: Option<&str>,
+    metadata_purchase_id: Option<&str>,
+) -> sqlx::Result<(String, bool, Option<String>)> {
+    use super::events::EventAction;
+    let row: (bool, Option<String>, Option<String>) = sqlx::query_as(
+        r#"
+        SELECT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1),
+               t.id, t.status
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (
+            SELECT p.id, p.status FROM purchases p
+            WHERE p.invoice_id = $2 OR (p.id = $3 AND (p.invoice_id IS NULL OR p.invoice_id = $2))
+            ORDER BY (p.invoice_id = $2) DESC NULLS LAST
+            LIMIT 1
+        ) t ON true
+        "#,
+    )
+    .bind(event_id)
+    .bind(invoice_id)
+    .bind(metadata_purchase_id)
+    .fetch_one(db)
+    .await?;
+    let (exists, purchase_id, status) = row;
+    if exists {
+        return Ok(("duplicate".into(), false, None));
+    }
+    let unpaid = matches!(
+        status.as_deref(),
+        Some("awaiting_payment" | "creating_invoice")
+    );
+    let outcome = match (action, &status) {
+        (EventAction::Ignore, _) => "ignored".to_string(),
+        (_, None) => "unmatched".into(),
+        (EventAction::Grant, _) if unpaid => "would_schedule".into(),
+        (EventAction::Cancel, _) if unpaid => "would_cancel".into(),
+        (_, Some(status)) => format!("already_{status}"),
+    };
+    let purchase_id = if action == EventAction::Ignore {
+        None
+    } else {
+        purchase_id
+    };
+    Ok((outcome, true, purchase_id))
+}

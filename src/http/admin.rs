@@ -1,0 +1,214 @@
+//! `/admin/*`: re-sync, replay, operator views and retries, behind the admin bearer token.
+//! Every action that changes something is written to the audit trail.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::admin::replay::ReplayError;
+use crate::admin::resync::ResyncParams;
+use crate::admin::retry::RetryError;
+use crate::admin::{ACTOR_HTTP, audit, replay, resync, retry};
+use crate::app::AppState;
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::http::purchases::{ListQuery, list_purchases};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/resync", post(start_resync))
+        .route("/admin/resync/{id}", get(show_resync))
+        .route("/admin/events", get(list_events))
+        .route("/admin/events/{event_id}/replay", post(replay_event))
+        .route("/admin/purchases", get(list_admin_purchases))
+        .route("/admin/purchases/{id}", get(explain_purchase))
+        .route("/admin/purchases/{id}/retry", post(retry_purchase))
+}
+
+type Reply = (StatusCode, axum::Json<Value>);
+
+fn json_body(body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))
+}
+
+/// Validates, stores the re-sync leased to this process, and runs it in the background. Should
+/// this process stop, another one resumes it from its cursor once the lease expires.
+async fn start_resync(State(state): State<AppState>, body: Bytes) -> ApiResult<Reply> {
+    let value = json_body(&body)?;
+    let params = ResyncParams::parse(&value, chrono::Utc::now().timestamp())
+        .map_err(|e| ApiError::invalid_field(e.field, e.message))?;
+    let services = state.services.clone();
+    let owner = format!("resync-{}", crate::worker::owner_name(0));
+    let created = resync::create(&services, &params, ACTOR_HTTP, &owner).await?;
+    let answer = json!({"id": created.id, "object": "resync", "status": "running"});
+    audit::record(&services, "resync.start", ACTOR_HTTP, &value, &answer).await?;
+    tokio::spawn(async move {
+        let id = created.id.clone();
+        if let Err(error) = resync::run(&services, created, &owner, &mut |_| {}).await {
+            tracing::error!(resync_id = %id, error = format!("{error:#}"), "re-sync aborted; it resumes when its lease expires");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutcomeQuery {
+    outcomes_limit: Option<i64>,
+}
+
+async fn show_resync(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<OutcomeQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let db = &state.services.db;
+    let resync = db::admin::find_resync(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("re-sync", &id))?;
+    let limit = query.outcomes_limit.unwrap_or(10_000).clamp(0, 100_000);
+    let outcomes = db::admin::resync_outcomes(db, &id, limit).await?;
+    let mut body = resync.to_json();
+    body["outcomes"] = Value::Array(outcomes);
+    Ok(axum::Json(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EventsQuery {
+    status: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    limit: Option<i64>,
+    starting_after: Option<String>,
+}
+
+/// Recorded events, newest first, with the outcome recorded for each (`status` filters on it).
+async fn list_events(
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 100",
+        ));
+    }
+    let page = db::admin::list_events(
+        &state.services.db,
+        query.status.as_deref(),
+        query.event_type.as_deref(),
+        query.starting_after.as_deref(),
+        limit + 1,
+    )
+    .await?
+    .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a recorded event id"))?;
+    let has_more = page.len() as i64 > limit;
+    let data: Vec<Value> = page.into_iter().take(limit as usize).collect();
+    Ok(axum::Json(
+        json!({"object": "list", "data": data, "has_more": has_more}),
+    ))
+}
+
+async fn replay_event(
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> ApiResult<Reply> {
+    let services = &state.services;
+    let arguments = json!({"event_id": event_id});
+    let result = replay::replay(services, &event_id).await;
+    let recorded = match &result {
+        Ok(replayed) => replayed.to_json(),
+        Err(error) => json!({"error": error.to_string()}),
+    };
+    if !matches!(result, Err(ReplayError::Database(_))) {
+        audit::record(services, "event.replay", ACTOR_HTTP, &arguments, &recorded).await?;
+    }
+    match result {
+        Ok(replayed) => Ok((StatusCode::OK, axum::Json(replayed.to_json()))),
+        Err(ReplayError::NotFound(id)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("Stripe does not know event '{id}' (events are kept for 30 days)"),
+        )),
+        Err(ReplayError::Database(error)) => Err(error.into()),
+        Err(error) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "stripe_unavailable",
+            error.to_string(),
+        )),
+    }
+}
+
+async fn list_admin_purchases(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(list_purchases(&state, &query).await?))
+}
+
+/// One purchase with everything that explains it: status history, the events that touched it,
+/// every Stripe call made for it, and its grant.
+async fn explain_purchase(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let db = &state.services.db;
+    let purchase = db::purchases::find(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+    let (transitions, events, calls) = db::admin::purchase_history(db, &id).await?;
+    let mut body = purchase.to_json();
+    body["grant"] = json!({"id": purchase.credit_grant_id, "requested": purchase.grant_requested,
+                           "idempotency_key": purchase.grant_idempotency_key()});
+    body["paid_event_id"] = json!(purchase.paid_event_id);
+    body["history"] = Value::Array(transitions);
+    body["events"] = Value::Array(events);
+    body["stripe_calls"] = Value::Array(calls);
+    Ok(axum::Json(body))
+}
+
+async fn retry_purchase(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Reply> {
+    let value = json_body(&body)?;
+    let force = match value.get("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(force)) => *force,
+        Some(_) => return Err(ApiError::invalid_field("force", "must be true or false")),
+    };
+    let services = &state.services;
+    let action = if force {
+        "purchase.force_retry"
+    } else {
+        "purchase.retry"
+    };
+    let arguments = json!({"purchase_id": id, "force": force});
+    let result = retry::retry(services, &id, force).await;
+    let recorded = match &result {
+        Ok(purchase) => json!({"status": purchase.status}),
+        Err(error) => json!({"error": error.to_string()}),
+    };
+    if !matches!(result, Err(RetryError::Database(_))) {
+        audit::record(services, action, ACTOR_HTTP, &arguments, &recorded).await?;
+    }
+    match result {
+        Ok(purchase) => Ok((StatusCode::OK, axum::Json(purchase.to_json()))),
+        Err(RetryError::NotFound(id)) => Err(ApiError::not_found("purchase", &id)),
+        Err(RetryError::Database(error)) => Err(error.into()),
+        Err(error @ RetryError::NeedsForce) => {
+            Err(ApiError::conflict("purchase_rejected", error.to_string()))
+        }
+        Err(error) => Err(ApiError::conflict(
+            "purchase_not_retryable",
+            error.to_string(),
+        )),
+    }
+}

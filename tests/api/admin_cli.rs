@@ -1,0 +1,94 @@
+//! `creditd resync` and `creditd replay` from a terminal: the same code as the endpoints, with the
+//! grants made by a running server's workers.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::fake_stripe::FakeStripe;
+use crate::harness::TestApp;
+
+fn creditd(app: &TestApp, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_creditd"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
+        .env("STRIPE_API_BASE", app.stripe.base_url())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[tokio::test]
+async fn the_cli_resyncs_and_replays_with_the_endpoints_code() {
+    let app = TestApp::spawn().await;
+    app.stripe.set_webhook_delivery(false);
+    let (first, invoice) = app.purchase_for_new_invoice(1100).await;
+    app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
+
+    let since = (chrono::Utc::now().timestamp() - 600).to_string();
+    let output = creditd(&app, &["resync", "--since", &since])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["granted", "1"]),
+        "{stdout}"
+    );
+    assert!(stdout.contains("workers"), "{stdout}");
+    app.wait_for_status(first["id"].as_str().unwrap(), "granted")
+        .await;
+
+    let (second, invoice) = app.purchase_for_new_invoice(1300).await;
+    let event = app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
+    let output = creditd(&app, &["replay", event["id"].as_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let answer: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(answer["outcome"], "scheduled");
+    app.wait_for_status(second["id"].as_str().unwrap(), "granted")
+        .await;
+    assert_eq!(app.stripe.grants().len(), 2);
+
+    let actors: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, actor FROM admin_audit ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        actors,
+        vec![
+            ("resync.start".into(), "cli".into()),
+            ("event.replay".into(), "cli".into())
+        ]
+    );
+
+    let output = creditd(&app, &["resync", "--since", "1000"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--since") && stderr.contains("30 days"),
+        "{stderr}"
+    );
+}
