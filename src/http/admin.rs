@@ -1,12 +1,12 @@
 //! `/admin/*`: re-sync, replay, operator views and retries, behind the admin bearer token.
 //! Every action that changes something is written to the audit trail.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::admin::replay::ReplayError;
 use crate::admin::resync::ResyncParams;
@@ -16,16 +16,17 @@ use crate::app::AppState;
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
+use crate::http::schemas;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/resync", post(start_resync))
-        .route("/admin/resync/{id}", get(show_resync))
-        .route("/admin/events", get(list_events))
-        .route("/admin/events/{event_id}/replay", post(replay_event))
-        .route("/admin/purchases", get(list_admin_purchases))
-        .route("/admin/purchases/{id}", get(explain_purchase))
-        .route("/admin/purchases/{id}/retry", post(retry_purchase))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_resync))
+        .routes(routes!(show_resync))
+        .routes(routes!(list_events))
+        .routes(routes!(replay_event))
+        .routes(routes!(list_admin_purchases))
+        .routes(routes!(explain_purchase))
+        .routes(routes!(retry_purchase))
 }
 
 type Reply = (StatusCode, axum::Json<Value>);
@@ -39,6 +40,10 @@ fn json_body(body: &Bytes) -> ApiResult<Value> {
 
 /// Validates, stores the re-sync leased to this process, and runs it in the background. Should
 /// this process stop, another one resumes it from its cursor once the lease expires.
+#[utoipa::path(post, path = "/admin/resync", tag = "admin", security(("admin_token" = [])),
+    request_body(content = Object, description = "{since, until?, types?, only_undelivered?, dry_run?, source?: events|invoices}"),
+    responses((status = 202, description = "Started: {id, status: running}", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 422, description = "A field is invalid; `field` names it", body = schemas::ErrorResponse)))]
 async fn start_resync(State(state): State<AppState>, body: Bytes) -> ApiResult<Reply> {
     let value = json_body(&body)?;
     let params = ResyncParams::parse(&value, chrono::Utc::now().timestamp())
@@ -62,6 +67,10 @@ struct OutcomeQuery {
     outcomes_limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/admin/resync/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Re-sync id (rsy_...)"), ("outcomes_limit" = Option<i64>, Query, description = "Most per-event outcomes to return")),
+    responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 404, description = "No such re-sync", body = schemas::ErrorResponse)))]
 async fn show_resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -88,6 +97,10 @@ struct EventsQuery {
 }
 
 /// Recorded events, newest first, with the outcome recorded for each (`status` filters on it).
+#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("admin_token" = [])),
+    params(("status" = Option<String>, Query, description = "Stored outcome"), ("type" = Option<String>, Query), ("limit" = Option<i64>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "Recorded events with their outcome, newest first", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
 async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<EventsQuery>,
@@ -115,6 +128,11 @@ async fn list_events(
     ))
 }
 
+#[utoipa::path(post, path = "/admin/events/{event_id}/replay", tag = "admin", security(("admin_token" = [])),
+    params(("event_id" = String, Path, description = "Stripe event id (evt_...)")),
+    responses((status = 200, description = "{event_id, outcome, purchase_id}", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 404, description = "Neither creditd nor Stripe knows the event", body = schemas::ErrorResponse),
+        (status = 503, description = "Stripe or the database unavailable", body = schemas::ErrorResponse)))]
 async fn replay_event(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
@@ -145,6 +163,9 @@ async fn replay_event(
     }
 }
 
+#[utoipa::path(get, path = "/admin/purchases", tag = "admin", security(("admin_token" = [])), params(ListQuery),
+    responses((status = 200, body = schemas::PurchaseList), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
 async fn list_admin_purchases(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -154,6 +175,10 @@ async fn list_admin_purchases(
 
 /// One purchase with everything that explains it: status history, the events that touched it,
 /// every Stripe call made for it, and its grant.
+#[utoipa::path(get, path = "/admin/purchases/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Purchase id (pur_...)")),
+    responses((status = 200, description = "The purchase, its status history, events, Stripe calls and grant", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 404, description = "No such purchase", body = schemas::ErrorResponse)))]
 async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -173,6 +198,12 @@ async fn explain_purchase(
     Ok(axum::Json(body))
 }
 
+#[utoipa::path(post, path = "/admin/purchases/{id}/retry", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Purchase id (pur_...)")),
+    request_body(content = Object, description = "Optional {\"force\": true} to retry a rejected purchase"),
+    responses((status = 200, description = "Sent back to the workers", body = schemas::Purchase), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
+        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
+        (status = 409, description = "Not failed (or rejected without force)", body = schemas::ErrorResponse)))]
 async fn retry_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,

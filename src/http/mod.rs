@@ -34,6 +34,7 @@ const API_BODY_LIMIT: usize = 64 * 1024;
         (name = "credits", description = "Customers' credit balances and transactions (bearer API_TOKEN)"),
         (name = "webhooks", description = "Stripe's webhook endpoint (signed)"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "admin", description = "Operator tools: re-sync, replay, views, retries (bearer ADMIN_TOKEN)"),
     )
 )]
 struct ApiDoc;
@@ -52,7 +53,15 @@ impl Modify for BearerTokens {
 
 /// The routes and their OpenAPI document, built from the same annotated handlers so the
 /// document cannot drift from what is served.
-fn documented(api_token: Secret) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn documented(
+    api_token: Secret,
+    admin_token: Secret,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Only ADMIN_TOKEN opens /admin; API_TOKEN gets 401 there like any other wrong token.
+    let admin = OpenApiRouter::new()
+        .merge(admin::router())
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .route_layer(from_fn_with_state(admin_token, auth::require_bearer));
     let v1 = OpenApiRouter::new()
         .merge(purchases::router())
         .merge(credits::router())
@@ -60,6 +69,7 @@ fn documented(api_token: Secret) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .route_layer(from_fn_with_state(api_token, auth::require_bearer));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
+        .merge(admin)
         .merge(webhooks::router())
         .merge(health::router())
         .split_for_parts()
@@ -67,22 +77,17 @@ fn documented(api_token: Secret) -> (Router<AppState>, utoipa::openapi::OpenApi)
 
 /// The OpenAPI document of creditd's HTTP API (checked in at `docs/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented(Secret::from("documentation-only")).1
+    documented(
+        Secret::from("documentation-only"),
+        Secret::from("documentation-only"),
+    )
+    .1
 }
 
 pub fn router(state: AppState) -> Router {
-    let (routes, document) = documented(state.api_token.clone());
+    let (routes, document) = documented(state.api_token.clone(), state.admin_token.clone());
     let document = Arc::new(document);
-    // Only ADMIN_TOKEN opens /admin; API_TOKEN gets 401 there like any other wrong token.
-    let admin = Router::new()
-        .merge(admin::router())
-        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
-        .route_layer(from_fn_with_state(
-            state.admin_token.clone(),
-            auth::require_bearer,
-        ));
     routes
-        .merge(admin)
         .route(
             "/openapi.json",
             get(move || async move { axum::Json(document.as_ref().clone()) }),
