@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod replay;
 pub mod resync;
+pub mod resync_params;
 pub mod retry;
 pub mod sweeper;
 

@@ -1,0 +1,268 @@
+//! What a re-sync covers: its parameters, parsed from the request and validated, and the Stripe
+//! list request for each page.
+
+use chrono::DateTime;
+use serde_json::{Value, json};
+
+use crate::stripe::StripeRequest;
+use crate::stripe::form::Form;
+
+/// How long Stripe keeps events.
+pub const EVENT_RETENTION_SECS: i64 = 30 * 86_400;
+/// Objects per page, Stripe's maximum.
+pub const PAGE_SIZE: i64 = 100;
+/// Most `types[]` Stripe accepts.
+pub const MAX_TYPES: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Events,
+    Invoices,
+}
+
+/// What a re-sync covers; stored with it and read again when it resumes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResyncParams {
+    /// Unix seconds, inclusive.
+    pub since: i64,
+    /// Unix seconds, inclusive; None for "up to now".
+    pub until: Option<i64>,
+    pub types: Vec<String>,
+    pub only_undelivered: bool,
+    pub dry_run: bool,
+    pub source: Source,
+}
+
+/// A request field that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Unix seconds, or an RFC 3339 timestamp.
+pub fn parse_time(field: &'static str, value: &Value) -> Result<i64, FieldError> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .filter(|t| *t >= 0)
+            .ok_or_else(|| field_error(field, "must be a non-negative unix timestamp")),
+        Value::String(s) => {
+            if let Ok(t) = s.trim().parse::<i64>() {
+                return parse_time(field, &json!(t));
+            }
+            DateTime::parse_from_rfc3339(s.trim())
+                .map(|t| t.timestamp())
+                .map_err(|_| {
+                    field_error(
+                        field,
+                        "must be unix seconds or an RFC 3339 time such as 2026-01-31T00:00:00Z",
+                    )
+                })
+        }
+        _ => Err(field_error(
+            field,
+            "must be unix seconds or an RFC 3339 time",
+        )),
+    }
+}
+
+impl ResyncParams {
+    /// Validates a request body at time `now` (unix seconds).
+    pub fn parse(body: &Value, now: i64) -> Result<ResyncParams, FieldError> {
+        const KNOWN: &[&str] = &[
+            "since",
+            "until",
+            "types",
+            "only_undelivered",
+            "dry_run",
+            "source",
+        ];
+        let object = body
+            .as_object()
+            .ok_or_else(|| field_error("body", "must be a JSON object"))?;
+        if let Some(unknown) = object.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(FieldError {
+                field: "body",
+                message: format!("has an unknown field '{unknown}'"),
+            });
+        }
+        let since = match object.get("since") {
+            None | Some(Value::Null) => return Err(field_error("since", "is required")),
+            Some(v) => parse_time("since", v)?,
+        };
+        let until = match object.get("until") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_time("until", v)?),
+        };
+        if let Some(until) = until
+            && until < since
+        {
+            return Err(field_error("until", "must not be before since"));
+        }
+        if since > now {
+            return Err(field_error("since", "must not be in the future"));
+        }
+        let flag = |field: &'static str| -> Result<bool, FieldError> {
+            match object.get(field) {
+                None | Some(Value::Null) => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(field_error(field, "must be true or false")),
+            }
+        };
+        let only_undelivered = flag("only_undelivered")?;
+        let dry_run = flag("dry_run")?;
+        let source = match object.get("source") {
+            None | Some(Value::Null) => Source::Events,
+            Some(Value::String(s)) if s == "events" => Source::Events,
+            Some(Value::String(s)) if s == "invoices" => Source::Invoices,
+            Some(_) => return Err(field_error("source", "must be \"events\" or \"invoices\"")),
+        };
+        let types = match object.get("types") {
+            None | Some(Value::Null) => vec!["invoice.paid".to_string()],
+            Some(Value::Array(items)) => {
+                let mut types = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.as_str().map(str::trim) {
+                        Some(t) if !t.is_empty() && !t.contains('*') => types.push(t.to_string()),
+                        _ => {
+                            return Err(field_error(
+                                "types",
+                                "must be a list of exact event type names such as \"invoice.paid\"",
+                            ));
+                        }
+                    }
+                }
+                if types.is_empty() || types.len() > MAX_TYPES {
+                    return Err(field_error(
+                        "types",
+                        format!("must hold between 1 and {MAX_TYPES} event types"),
+                    ));
+                }
+                types
+            }
+            Some(_) => return Err(field_error("types", "must be a list of event types")),
+        };
+        if source == Source::Invoices {
+            if only_undelivered {
+                return Err(field_error(
+                    "only_undelivered",
+                    "applies to events only, not to source \"invoices\"",
+                ));
+            }
+        } else if since < now - EVENT_RETENTION_SECS {
+            return Err(field_error(
+                "since",
+                "is more than 30 days ago, and Stripe keeps events for 30 days only; \
+                 use \"source\": \"invoices\" to re-sync older payments from paid invoices",
+            ));
+        }
+        Ok(ResyncParams {
+            since,
+            until,
+            types,
+            only_undelivered,
+            dry_run,
+            source,
+        })
+    }
+
+    /// The listing request for the page after `cursor`.
+    pub fn page_request(&self, cursor: Option<&str>) -> StripeRequest {
+        let mut form = Form::new();
+        let path = match self.source {
+            Source::Events => {
+                for (i, t) in self.types.iter().enumerate() {
+                    form.push(format!("types[{i}]"), t);
+                }
+                if self.only_undelivered {
+                    form.push("delivery_success", "false");
+                }
+                "/v1/events"
+            }
+            Source::Invoices => {
+                form.push("status", "paid");
+                "/v1/invoices"
+            }
+        };
+        form.push("created[gte]", self.since);
+        form.push_opt("created[lte]", self.until);
+        form.push("limit", PAGE_SIZE);
+        form.push_opt("starting_after", cursor);
+        StripeRequest::get(path, form)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn defaults_and_times() {
+        let p = ResyncParams::parse(&json!({"since": NOW - 3600}), NOW).unwrap();
+        assert_eq!(p.types, vec!["invoice.paid"]);
+        assert_eq!(p.source, Source::Events);
+        assert!(!p.dry_run && !p.only_undelivered && p.until.is_none());
+        let p = ResyncParams::parse(
+            &json!({"since": "2027-01-15T08:00:00Z", "until": "2027-01-15T09:00:00+00:00"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(p.until.unwrap() - p.since, 3600);
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let cases = [
+            (json!({}), "since"),
+            (json!({"since": "yesterday"}), "since"),
+            (json!({"since": NOW - 31 * 86_400}), "since"),
+            (json!({"since": NOW - 10, "until": NOW - 20}), "until"),
+            (json!({"since": NOW - 10, "types": []}), "types"),
+            (json!({"since": NOW - 10, "types": ["invoice.*"]}), "types"),
+            (json!({"since": NOW - 10, "dry_run": "yes"}), "dry_run"),
+            (json!({"since": NOW - 10, "source": "charges"}), "source"),
+            (json!({"since": NOW - 10, "sinse": 1}), "body"),
+        ];
+        for (body, field) in cases {
+            let error = ResyncParams::parse(&body, NOW).unwrap_err();
+            assert_eq!(error.field, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn invoices_may_go_back_further_than_30_days() {
+        let p = ResyncParams::parse(
+            &json!({"since": NOW - 90 * 86_400, "source": "invoices"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(p.source, Source::Invoices);
+    }
+
+    #[test]
+    fn page_requests_use_stripes_parameters() {
+        let p = ResyncParams::parse(
+            &json!({"since": 100, "until": 200, "only_undelivered": true, "types": ["invoice.paid", "invoice.voided"]}),
+            300,
+        )
+        .unwrap();
+        let request = p.page_request(Some("evt_1"));
+        assert_eq!(request.path, "/v1/events");
+        assert_eq!(
+            request.params.encode(),
+            "types%5B0%5D=invoice.paid&types%5B1%5D=invoice.voided&delivery_success=false\
+             &created%5Bgte%5D=100&created%5Blte%5D=200&limit=100&starting_after=evt_1"
+        );
+    }
+}
