@@ -46,7 +46,9 @@ pub struct Recorded {
 /// Records the event and, in the same statement, moves the matched purchase on.
 ///
 /// One statement means one round trip and one commit per event. A duplicate finds its id in the
-/// primary key before anything else runs, locks nothing and writes nothing. The purchase row is
+/// primary key before anything else runs, locks nothing, writes nothing and never parses its
+/// payload (it travels as text and becomes jsonb only when inserted); two copies racing past
+/// that check meet at `ON CONFLICT`. The purchase row is
 /// locked (`FOR UPDATE`) so the outcome written with the event agrees with what the update did.
 /// A purchase matches by invoice id, or by the `creditd_purchase_id` on an invoice creditd
 /// created when the purchase does not have its invoice id yet.
@@ -74,7 +76,9 @@ WITH fresh AS (
 ), inserted AS (
     INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                                purchase_id, outcome, source, payload)
-    SELECT $1, $2, $3, $4, $5, $6, d.purchase_id, d.outcome, $7, $8 FROM decided d
+    SELECT $1, $2, $3, $4, $5, $6, d.purchase_id, d.outcome, $7, CAST($8 AS jsonb)
+    FROM decided d, fresh
+    WHERE fresh.is_new
     ON CONFLICT (id) DO NOTHING
     RETURNING purchase_id, outcome
 ), moved AS (
@@ -114,7 +118,7 @@ pub async fn record(
         .bind(invoice_id)
         .bind(metadata_purchase_id)
         .bind(source)
-        .bind(sqlx::types::Json(raw))
+        .bind(raw.get())
         .bind(action.as_str())
         .fetch_one(db)
         .await?;

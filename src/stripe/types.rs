@@ -61,23 +61,38 @@ pub struct Event {
     pub data: EventData,
 }
 
+/// Only the parts of `data.object` creditd routes on; the rest of the resource is stored as
+/// received but never parsed into a tree, which keeps the webhook path cheap.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventData {
-    pub object: serde_json::Value,
+    pub object: EventObject,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventObject {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<EventMetadata>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventMetadata {
+    #[serde(default)]
+    pub creditd_purchase_id: Option<String>,
 }
 
 impl Event {
     /// For invoice events: the invoice id and the purchase id creditd wrote into its metadata.
     pub fn invoice_refs(&self) -> (Option<&str>, Option<&str>) {
         let object = &self.data.object;
-        if object.get("object").and_then(|v| v.as_str()) != Some("invoice") {
+        if object.object.as_deref() != Some("invoice") {
             return (None, None);
         }
-        let invoice = object.get("id").and_then(|v| v.as_str());
-        let purchase = object
-            .pointer("/metadata/creditd_purchase_id")
-            .and_then(|v| v.as_str());
-        (invoice, purchase)
+        let purchase = object.metadata.as_ref().and_then(|m| m.creditd_purchase_id.as_deref());
+        (object.id.as_deref(), purchase)
     }
 }
 
