@@ -57,6 +57,7 @@ impl Application {
         )?;
         let services = Services {
             db: pool,
+            recorder: Arc::new(db::event_recorder(&config.database)?),
             stripe,
             metrics,
             policy: RetryPolicy {
@@ -139,6 +140,8 @@ impl Application {
         tracing::info!(addr = %listener.local_addr()?, workers = config.worker_count, "creditd serving");
 
         let shutdown = state.shutdown.clone();
+        let recorder = state.services.recorder.clone();
+        let pool = state.services.db.clone();
         let router = http::router(state);
         let server_stop = stop.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -173,6 +176,8 @@ impl Application {
             server.abort();
             tasks.abort_all();
         }
+        recorder.close().await;
+        pool.close().await;
         tracing::info!("creditd stopped");
         Ok(())
     }

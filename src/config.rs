@@ -21,6 +21,9 @@ pub struct DatabaseConfig {
     /// quickly so Stripe retries, instead of hanging past Stripe's timeout.
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
     pub database_acquire_timeout_ms: u64,
+    /// Connections reserved for recording webhook events, beside the pool.
+    #[arg(long, env = "DATABASE_EVENT_CONNECTIONS", default_value_t = 8)]
+    pub database_event_connections: usize,
 }
 
 /// Everything `creditd serve` needs.

@@ -2,7 +2,6 @@
 
 use serde_json::value::RawValue;
 
-use crate::db;
 use crate::db::events::Recorded;
 use crate::services::Services;
 use crate::stripe::types::Event;
@@ -14,7 +13,7 @@ pub async fn ingest(
     raw: &RawValue,
     source: &str,
 ) -> sqlx::Result<Recorded> {
-    let recorded = db::events::record(&services.db, event, raw, source).await?;
+    let recorded = services.recorder.record(event, raw, source).await?;
     if matches!(recorded.outcome.as_deref(), Some("scheduled")) {
         services.wake.notify_one();
     }

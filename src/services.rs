@@ -7,12 +7,15 @@ use rand::Rng;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
+use crate::db::recorder::EventRecorder;
 use crate::metrics::Metrics;
 use crate::stripe::StripeClient;
 
 #[derive(Clone)]
 pub struct Services {
     pub db: PgPool,
+    /// The webhook path's own connections: one round trip per event.
+    pub recorder: Arc<EventRecorder>,
     pub stripe: StripeClient,
     pub metrics: Metrics,
     pub policy: RetryPolicy,

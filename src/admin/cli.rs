@@ -40,6 +40,7 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
     )?;
     Ok(Services {
         db: pool,
+        recorder: Arc::new(crate::db::event_recorder(&config.database)?),
         stripe,
         metrics,
         policy: RetryPolicy {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod calls;
 pub mod events;
 pub mod purchases;
+pub mod recorder;
 
 use std::time::Duration;
 
@@ -14,23 +15,32 @@ use crate::config::DatabaseConfig;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Opens the pool. A short acquire timeout makes an overloaded or unreachable database fail fast,
-/// so webhooks answer 503 while Stripe is still waiting, and Stripe retries.
-pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+fn options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = config
         .database_url
         .expose()
         .parse()
         .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?;
-    let pool = PgPoolOptions::new()
+    Ok(options.application_name("creditd"))
+}
+
+/// Opens the pool. A short acquire timeout makes an overloaded or unreachable database fail fast,
+/// so requests answer 503 instead of hanging.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_millis(config.database_acquire_timeout_ms))
-        // A ping before every checkout would double the round trips of the webhook's single
-        // statement; a dead connection shows up as that statement's error instead (503, Stripe
-        // retries) and sqlx discards it.
-        .test_before_acquire(false)
-        .connect_lazy_with(options.application_name("creditd"));
-    Ok(pool)
+        .connect_lazy_with(options(config)?))
+}
+
+/// The webhook path's own connections (see [`recorder`]), with the same fail-fast timeout, so
+/// webhooks answer 503 while Stripe is still waiting, and Stripe retries.
+pub fn event_recorder(config: &DatabaseConfig) -> anyhow::Result<recorder::EventRecorder> {
+    Ok(recorder::EventRecorder::new(
+        options(config)?,
+        config.database_event_connections,
+        Duration::from_millis(config.database_acquire_timeout_ms),
+    ))
 }
 
 /// Applies pending migrations. Several replicas may start at once: sqlx takes an advisory lock.

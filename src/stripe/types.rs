@@ -91,7 +91,10 @@ impl Event {
         if object.object.as_deref() != Some("invoice") {
             return (None, None);
         }
-        let purchase = object.metadata.as_ref().and_then(|m| m.creditd_purchase_id.as_deref());
+        let purchase = object
+            .metadata
+            .as_ref()
+            .and_then(|m| m.creditd_purchase_id.as_deref());
         (object.id.as_deref(), purchase)
     }
 }

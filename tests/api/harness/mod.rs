@@ -57,6 +57,7 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
             database_url: Secret::from(database_url),
             database_max_connections: 10,
             database_acquire_timeout_ms: 2000,
+            database_event_connections: 4,
         },
         stripe_secret_key: Secret::from(FakeStripe::SECRET_KEY),
         stripe_webhook_secret: Secret::from(WEBHOOK_SECRET),
