@@ -45,13 +45,14 @@ pub enum ReplayError {
 ///
 /// A stored `invoice.paid` makes its purchase due if that purchase is still unpaid (re-matching by
 /// invoice id or metadata, since the purchase may have been registered after the event); granted
-/// and failed purchases are never touched. Other stored events are reported with their recorded
-/// outcome: canceling is not re-run. An event creditd never received is fetched with
+/// and failed purchases are never touched. A stored `invoice.voided` or
+/// `invoice.marked_uncollectible` cancels its purchase if that is still unpaid; other stored
+/// events are reported with their recorded outcome. An event creditd never received is fetched with
 /// `GET /v1/events/{id}` and recorded like a webhook.
 pub async fn replay(services: &Services, event_id: &str) -> Result<Replayed, ReplayError> {
     if let Some(stored) = db::events::find(&services.db, event_id).await? {
         let action = EventAction::for_type(&stored.event_type);
-        if action != EventAction::Grant {
+        if action == EventAction::Ignore {
             return Ok(Replayed {
                 event_id: stored.id,
                 outcome: stored.outcome,
@@ -73,6 +74,25 @@ pub async fn replay(services: &Services, event_id: &str) -> Result<Replayed, Rep
                 from: "stored",
             });
         };
+        if action == EventAction::Cancel {
+            let canceled = db::purchases::mark_canceled(
+                &services.db,
+                invoice_id,
+                metadata_purchase_id.as_deref(),
+            )
+            .await?;
+            let outcome = if canceled.scheduled {
+                "canceled".to_owned()
+            } else {
+                canceled.outcome()
+            };
+            return Ok(Replayed {
+                event_id: stored.id,
+                outcome,
+                purchase_id: canceled.purchase_id,
+                from: "stored",
+            });
+        }
         let paid = db::purchases::mark_paid(
             &services.db,
             invoice_id,

@@ -469,6 +469,45 @@ pub async fn mark_paid(
     })
 }
 
+/// Cancels the unpaid purchase of a voided (or uncollectible) invoice, if it is still unpaid, as
+/// the webhook statement does. Returns the purchase and its status before, when one matched.
+pub async fn mark_canceled(
+    db: impl PgExecutor<'_>,
+    invoice_id: &str,
+    metadata_purchase_id: Option<&str>,
+) -> sqlx::Result<PaidMatch> {
+    let row: (Option<String>, Option<String>, bool) = sqlx::query_as(
+        r#"
+        WITH target AS (
+            SELECT p.id, p.status
+            FROM purchases p
+            WHERE p.invoice_id = $1 OR (p.id = $2 AND (p.invoice_id IS NULL OR p.invoice_id = $1))
+            ORDER BY (p.invoice_id = $1) DESC NULLS LAST
+            LIMIT 1
+            FOR UPDATE OF p
+        ), moved AS (
+            UPDATE purchases p
+            SET status = 'canceled', invoice_id = COALESCE(p.invoice_id, $1), next_attempt_at = NULL,
+                updated_at = now()
+            FROM target t
+            WHERE p.id = t.id AND p.status IN ('awaiting_payment', 'creating_invoice')
+            RETURNING p.id
+        )
+        SELECT t.id, t.status, EXISTS (SELECT 1 FROM moved)
+        FROM (SELECT 1) AS one LEFT JOIN target t ON true
+        "#,
+    )
+    .bind(invoice_id)
+    .bind(metadata_purchase_id)
+    .fetch_one(db)
+    .await?;
+    Ok(PaidMatch {
+        purchase_id: row.0,
+        status: row.1,
+        scheduled: row.2,
+    })
+}
+
 /// Claims up to `limit` unpaid purchases with an invoice for one sweep: those checked longest ago
 /// (or never) first, skipping rows another replica is claiming, and not re-checked within
 /// `min_age`. Returns (purchase id, invoice id).

@@ -121,3 +121,36 @@ async fn replaying_an_event_stripe_does_not_know_is_a_404() {
     assert_eq!(before["stripe_events"], after["stripe_events"]);
     assert_eq!(before["purchases"], after["purchases"]);
 }
+
+#[tokio::test]
+async fn replaying_a_stored_void_cancels_a_purchase_still_awaiting_payment() {
+    let app = TestApp::spawn().await;
+    let customer = app.stripe.create_customer();
+    let invoice = app.stripe.create_open_invoice(&customer, 300, "usd", &[]);
+    let invoice_id = invoice["id"].as_str().unwrap();
+    let voided = app.stripe.void_invoice(invoice_id);
+    app.stripe.wait_for_deliveries().await;
+    // The void was recorded before creditd knew the purchase (inserted directly, as if its
+    // registration raced the webhook).
+    sqlx::query(
+        "INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit)
+         SELECT 'pur_replayvoid000000000000', 'awaiting_payment', $1, 300, 'usd', $2, false,
+                jsonb_build_object('value', 300, 'currency', 'usd', 'name', 'Credits', 'category', 'paid',
+                                   'applicability', jsonb_build_object('price_type', 'metered'))",
+    )
+    .bind(&customer)
+    .bind(invoice_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, body) = replay(&app, voided["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "canceled", "{body}");
+    assert_eq!(
+        app.get_purchase("pur_replayvoid000000000000").await["status"],
+        "canceled"
+    );
+    let (status, again) = replay(&app, voided["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["outcome"], "already_canceled", "{again}");
+}
