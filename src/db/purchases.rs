@@ -435,46 +435,40 @@ pub async fn mark_paid(
     metadata_purchase_id: Option<&str>,
     paid_event_id: Option<&str>,
 ) -> sqlx::Result<PaidMatch> {
-    let row: (Option<String>, Option<String>, bool) = sqlx::query_as(
-        r#"
-        WITH target AS (
-            SELECT p.id, p.status
-            FROM purchases p
-            WHERE p.invoice_id = $1 OR (p.id = $2 AND (p.invoice_id IS NULL OR p.invoice_id = $1))
-            ORDER BY (p.invoice_id = $1) DESC NULLS LAST
-            LIMIT 1
-            FOR UPDATE OF p
-        ), moved AS (
-            UPDATE purchases p
-            SET status = 'granting', invoice_id = COALESCE(p.invoice_id, $1),
-                paid_event_id = COALESCE($3, p.paid_event_id), paid_at = now(),
-                next_attempt_at = now(), attempts = 0, last_error = NULL, updated_at = now()
-            FROM target t
-            WHERE p.id = t.id AND p.status IN ('awaiting_payment', 'creating_invoice')
-            RETURNING p.id
-        )
-        SELECT t.id, t.status, EXISTS (SELECT 1 FROM moved)
-        FROM (SELECT 1) AS one LEFT JOIN target t ON true
-        "#,
+    move_unpaid(
+        db,
+        invoice_id,
+        metadata_purchase_id,
+        paid_event_id,
+        PurchaseStatus::Granting,
     )
-    .bind(invoice_id)
-    .bind(metadata_purchase_id)
-    .bind(paid_event_id)
-    .fetch_one(db)
-    .await?;
-    Ok(PaidMatch {
-        purchase_id: row.0,
-        status: row.1,
-        scheduled: row.2,
-    })
+    .await
 }
 
-/// Cancels the unpaid purchase of a voided (or uncollectible) invoice, if it is still unpaid, as
-/// the webhook statement does. Returns the purchase and its status before, when one matched.
+/// Cancels the unpaid purchase of a voided (or uncollectible) invoice, as the webhook statement
+/// does; `scheduled` in the answer then means "canceled now".
 pub async fn mark_canceled(
     db: impl PgExecutor<'_>,
     invoice_id: &str,
     metadata_purchase_id: Option<&str>,
+) -> sqlx::Result<PaidMatch> {
+    move_unpaid(
+        db,
+        invoice_id,
+        metadata_purchase_id,
+        None,
+        PurchaseStatus::Canceled,
+    )
+    .await
+}
+
+/// Moves the purchase matching an invoice to `next` (granting or canceled) only if it is unpaid.
+async fn move_unpaid(
+    db: impl PgExecutor<'_>,
+    invoice_id: &str,
+    metadata_purchase_id: Option<&str>,
+    paid_event_id: Option<&str>,
+    next: PurchaseStatus,
 ) -> sqlx::Result<PaidMatch> {
     let row: (Option<String>, Option<String>, bool) = sqlx::query_as(
         r#"
@@ -487,8 +481,11 @@ pub async fn mark_canceled(
             FOR UPDATE OF p
         ), moved AS (
             UPDATE purchases p
-            SET status = 'canceled', invoice_id = COALESCE(p.invoice_id, $1), next_attempt_at = NULL,
-                updated_at = now()
+            SET status = $4, invoice_id = COALESCE(p.invoice_id, $1),
+                paid_event_id = CASE WHEN $4 = 'granting' THEN COALESCE($3, p.paid_event_id) ELSE p.paid_event_id END,
+                paid_at = CASE WHEN $4 = 'granting' THEN now() ELSE p.paid_at END,
+                next_attempt_at = CASE WHEN $4 = 'granting' THEN now() END,
+                attempts = 0, last_error = NULL, updated_at = now()
             FROM target t
             WHERE p.id = t.id AND p.status IN ('awaiting_payment', 'creating_invoice')
             RETURNING p.id
@@ -499,6 +496,8 @@ pub async fn mark_canceled(
     )
     .bind(invoice_id)
     .bind(metadata_purchase_id)
+    .bind(paid_event_id)
+    .bind(next.as_str())
     .fetch_one(db)
     .await?;
     Ok(PaidMatch {
