@@ -11,7 +11,6 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::services::{RetryPolicy, Services};
-use crate::stripe::{ClientSettings, StripeClient};
 use crate::{db, http, worker};
 
 /// What every handler can reach.
@@ -44,17 +43,7 @@ impl Application {
         let pool = db::connect(&config.database).await?;
         db::migrate(&pool).await?;
         let metrics = Metrics::new();
-        let stripe = StripeClient::new(
-            ClientSettings {
-                api_base: config.stripe_api_base.clone(),
-                secret_key: config.stripe_secret_key.clone(),
-                timeout: Duration::from_millis(config.stripe_timeout_ms),
-                max_network_retries: config.stripe_max_network_retries,
-                retry_base: Duration::from_millis(config.stripe_retry_base_ms),
-                rate_limit_per_sec: config.stripe_rate_limit_per_sec,
-            },
-            metrics.clone(),
-        )?;
+        let stripe = config.stripe.client(metrics.clone())?;
         let services = Services {
             db: pool,
             recorder: Arc::new(db::event_recorder(&config.database)?),
@@ -66,7 +55,7 @@ impl Application {
                 base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
                 max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
             },
-            livemode: config.livemode(),
+            livemode: config.stripe.livemode(),
             wake: Arc::new(Notify::new()),
         };
         let state = AppState {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use crate::metrics::Metrics;
 use crate::secret::Secret;
+use crate::stripe::{ClientSettings, StripeClient};
 
 /// The database settings, shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -26,17 +28,12 @@ pub struct DatabaseConfig {
     pub database_event_connections: usize,
 }
 
-/// Everything `creditd serve` needs.
+/// How creditd reaches Stripe; shared by the server and the admin commands.
 #[derive(Debug, Clone, Args)]
-pub struct ServeConfig {
-    #[command(flatten)]
-    pub database: DatabaseConfig,
+pub struct StripeConfig {
     /// Stripe secret (or restricted) API key.
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Secret,
-    /// Webhook signing secrets, comma-separated; more than one while rotating.
-    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub stripe_webhook_secret: Secret,
     /// Base URL of the Stripe API.
     #[arg(
         long,
@@ -44,6 +41,69 @@ pub struct ServeConfig {
         default_value = "https://api.stripe.com"
     )]
     pub stripe_api_base: Url,
+    /// Stripe requests per second from this process (Stripe's test-mode limit is 25 per account).
+    #[arg(long, env = "STRIPE_RATE_LIMIT_PER_SEC", default_value_t = 20)]
+    pub stripe_rate_limit_per_sec: u32,
+    /// Retries of one Stripe request on connection errors, 409, 429 and 5xx.
+    #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
+    pub stripe_max_network_retries: u32,
+    /// Timeout of one Stripe HTTP request, in milliseconds.
+    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
+    pub stripe_timeout_ms: u64,
+    /// First delay between network retries, in milliseconds (doubles, capped at 5 s, with jitter).
+    #[arg(long, env = "STRIPE_RETRY_BASE_MS", default_value_t = 500)]
+    pub stripe_retry_base_ms: u64,
+}
+
+impl StripeConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let key = self.stripe_secret_key.expose();
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(
+                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_...) or restricted key (rk_...)"
+                    .into(),
+            );
+        }
+        if !matches!(self.stripe_api_base.scheme(), "http" | "https") {
+            return Err("STRIPE_API_BASE must be an http(s) URL".into());
+        }
+        if self.stripe_rate_limit_per_sec == 0 {
+            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the API key is a live-mode key; paid invoices must match it.
+    pub fn livemode(&self) -> bool {
+        let key = self.stripe_secret_key.expose();
+        key.starts_with("sk_live_") || key.starts_with("rk_live_")
+    }
+
+    pub fn client(&self, metrics: Metrics) -> anyhow::Result<StripeClient> {
+        StripeClient::new(
+            ClientSettings {
+                api_base: self.stripe_api_base.clone(),
+                secret_key: self.stripe_secret_key.clone(),
+                timeout: Duration::from_millis(self.stripe_timeout_ms),
+                max_network_retries: self.stripe_max_network_retries,
+                retry_base: Duration::from_millis(self.stripe_retry_base_ms),
+                rate_limit_per_sec: self.stripe_rate_limit_per_sec,
+            },
+            metrics,
+        )
+    }
+}
+
+/// Everything `creditd serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub stripe: StripeConfig,
+    /// Webhook signing secrets, comma-separated; more than one while rotating.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Secret,
     /// Bearer token for /v1/*.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     pub api_token: Secret,
@@ -59,18 +119,6 @@ pub struct ServeConfig {
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub webhook_max_body_bytes: usize,
-    /// Stripe requests per second from this process (Stripe's test-mode limit is 25).
-    #[arg(long, env = "STRIPE_RATE_LIMIT_PER_SEC", default_value_t = 20)]
-    pub stripe_rate_limit_per_sec: u32,
-    /// Retries of one Stripe request on connection errors, 409, 429 and 5xx.
-    #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
-    pub stripe_max_network_retries: u32,
-    /// Timeout of one Stripe HTTP request, in milliseconds.
-    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
-    pub stripe_timeout_ms: u64,
-    /// First delay between network retries, in milliseconds (doubles, capped at 5 s, with jitter).
-    #[arg(long, env = "STRIPE_RETRY_BASE_MS", default_value_t = 500)]
-    pub stripe_retry_base_ms: u64,
     /// Fulfilment workers in this process.
     #[arg(long, env = "WORKER_COUNT", default_value_t = 4)]
     pub worker_count: usize,
@@ -104,13 +152,7 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Checks what clap's types cannot, naming the setting that is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        let key = self.stripe_secret_key.expose();
-        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
-            return Err(
-                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_...) or restricted key (rk_...)"
-                    .into(),
-            );
-        }
+        self.stripe.validate()?;
         if self.webhook_secrets().is_empty() {
             return Err("STRIPE_WEBHOOK_SECRET must hold at least one signing secret".into());
         }
@@ -124,12 +166,6 @@ impl ServeConfig {
         }
         if self.api_token.expose() == self.admin_token.expose() {
             return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
-        }
-        if !matches!(self.stripe_api_base.scheme(), "http" | "https") {
-            return Err("STRIPE_API_BASE must be an http(s) URL".into());
-        }
-        if self.stripe_rate_limit_per_sec == 0 {
-            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
         }
         if self.worker_count == 0 {
             return Err("WORKER_COUNT must be at least 1".into());
@@ -160,12 +196,6 @@ impl ServeConfig {
             .collect()
     }
 
-    /// Whether the API key is a live-mode key; paid invoices must match it.
-    pub fn livemode(&self) -> bool {
-        let key = self.stripe_secret_key.expose();
-        key.starts_with("sk_live_") || key.starts_with("rk_live_")
-    }
-
     pub fn worker_lease(&self) -> Duration {
         Duration::from_secs(self.worker_lease_secs)
     }
@@ -176,25 +206,8 @@ impl ServeConfig {
 pub struct AdminCliConfig {
     #[command(flatten)]
     pub database: DatabaseConfig,
-    /// Stripe secret (or restricted) API key.
-    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
-    pub stripe_secret_key: Secret,
-    /// Base URL of the Stripe API.
-    #[arg(
-        long,
-        env = "STRIPE_API_BASE",
-        default_value = "https://api.stripe.com"
-    )]
-    pub stripe_api_base: Url,
-    /// Stripe requests per second from this process; the servers share Stripe's limit.
-    #[arg(long, env = "STRIPE_RATE_LIMIT_PER_SEC", default_value_t = 10)]
-    pub stripe_rate_limit_per_sec: u32,
-    /// Retries of one Stripe request on connection errors, 409, 429 and 5xx.
-    #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
-    pub stripe_max_network_retries: u32,
-    /// Timeout of one Stripe HTTP request, in milliseconds.
-    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
-    pub stripe_timeout_ms: u64,
+    #[command(flatten)]
+    pub stripe: StripeConfig,
     /// How long this command owns a re-sync before a server may take it over, in seconds.
     #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 120)]
     pub worker_lease_secs: u64,
@@ -202,21 +215,6 @@ pub struct AdminCliConfig {
 
 impl AdminCliConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let key = self.stripe_secret_key.expose();
-        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
-            return Err(
-                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_...) or restricted key (rk_...)"
-                    .into(),
-            );
-        }
-        if self.stripe_rate_limit_per_sec == 0 {
-            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
-        }
-        Ok(())
-    }
-
-    pub fn livemode(&self) -> bool {
-        let key = self.stripe_secret_key.expose();
-        key.starts_with("sk_live_") || key.starts_with("rk_live_")
+        self.stripe.validate()
     }
 }

@@ -15,7 +15,6 @@ use crate::db;
 use crate::db::admin::Resync;
 use crate::metrics::Metrics;
 use crate::services::{RetryPolicy, Services};
-use crate::stripe::{ClientSettings, StripeClient};
 
 /// Connects to the database (applying no migrations: the servers own them) and to Stripe.
 pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
@@ -27,17 +26,7 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
         );
     }
     let metrics = Metrics::new();
-    let stripe = StripeClient::new(
-        ClientSettings {
-            api_base: config.stripe_api_base.clone(),
-            secret_key: config.stripe_secret_key.clone(),
-            timeout: Duration::from_millis(config.stripe_timeout_ms),
-            max_network_retries: config.stripe_max_network_retries,
-            retry_base: Duration::from_millis(500),
-            rate_limit_per_sec: config.stripe_rate_limit_per_sec,
-        },
-        metrics.clone(),
-    )?;
+    let stripe = config.stripe.client(metrics.clone())?;
     Ok(Services {
         db: pool,
         recorder: Arc::new(crate::db::event_recorder(&config.database)?),
@@ -49,7 +38,7 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
             base_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(1800),
         },
-        livemode: config.livemode(),
+        livemode: config.stripe.livemode(),
         wake: Arc::new(Notify::new()),
     })
 }

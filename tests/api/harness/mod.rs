@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use creditd::app::Application;
-use creditd::config::{DatabaseConfig, ServeConfig};
+use creditd::config::{DatabaseConfig, ServeConfig, StripeConfig};
 use creditd::secret::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -59,18 +59,20 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
             database_acquire_timeout_ms: 2000,
             database_event_connections: 4,
         },
-        stripe_secret_key: Secret::from(FakeStripe::SECRET_KEY),
+        stripe: StripeConfig {
+            stripe_secret_key: Secret::from(FakeStripe::SECRET_KEY),
+            stripe_api_base: stripe.base_url().parse().unwrap(),
+            stripe_rate_limit_per_sec: 200,
+            stripe_max_network_retries: 2,
+            stripe_timeout_ms: 5_000,
+            stripe_retry_base_ms: 10,
+        },
         stripe_webhook_secret: Secret::from(WEBHOOK_SECRET),
-        stripe_api_base: stripe.base_url().parse().unwrap(),
         api_token: Secret::from(API_TOKEN),
         admin_token: Secret::from(ADMIN_TOKEN),
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         webhook_tolerance_secs: 300,
         webhook_max_body_bytes: 1024 * 1024,
-        stripe_rate_limit_per_sec: 200,
-        stripe_max_network_retries: 2,
-        stripe_timeout_ms: 5_000,
-        stripe_retry_base_ms: 10,
         worker_count: 2,
         worker_poll_interval_ms: 50,
         worker_lease_secs: 3,
