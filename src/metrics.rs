@@ -28,6 +28,7 @@ struct Inner {
     stripe_rate_limit_waits: Counter,
     worker_claims: Counter,
     worker_lease_expiries: Counter,
+    catch_up: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +104,12 @@ impl Metrics {
             "Purchases taken over after another worker's lease expired",
             worker_lease_expiries.clone(),
         );
+        let catch_up = Family::<Labels, Counter>::default();
+        registry.register(
+            "catch_up",
+            "Events and invoices handled by re-syncs, replays and the sweeper, by outcome",
+            catch_up.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -116,6 +123,7 @@ impl Metrics {
                 stripe_rate_limit_waits,
                 worker_claims,
                 worker_lease_expiries,
+                catch_up,
             }),
         }
     }
@@ -126,6 +134,15 @@ impl Metrics {
             ("reason", reason.to_owned()),
         ];
         self.inner.webhooks.get_or_create(&labels).inc();
+    }
+
+    /// `source` is resync, replay or sweeper; `outcome` one of the bounded event outcomes.
+    pub fn catch_up(&self, source: &'static str, outcome: &str) {
+        let labels = vec![
+            ("source", source.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        self.inner.catch_up.get_or_create(&labels).inc();
     }
 
     pub fn grant_created(&self, paid_to_granted_secs: Option<f64>) {

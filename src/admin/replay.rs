@@ -50,6 +50,12 @@ pub enum ReplayError {
 /// events are reported with their recorded outcome. An event creditd never received is fetched with
 /// `GET /v1/events/{id}` and recorded like a webhook.
 pub async fn replay(services: &Services, event_id: &str) -> Result<Replayed, ReplayError> {
+    let replayed = replay_event(services, event_id).await?;
+    services.metrics.catch_up("replay", &replayed.outcome);
+    Ok(replayed)
+}
+
+async fn replay_event(services: &Services, event_id: &str) -> Result<Replayed, ReplayError> {
     if let Some(stored) = db::events::find(&services.db, event_id).await? {
         let action = EventAction::for_type(&stored.event_type);
         if action == EventAction::Ignore {

@@ -84,6 +84,9 @@ pub async fn run(
                 Source::Events => process_event(services, &params, &id, object_id, raw).await,
                 Source::Invoices => process_invoice(services, &params, object_id, raw).await,
             };
+            if !params.dry_run {
+                services.metrics.catch_up("resync", &outcome.outcome);
+            }
             outcomes.push(outcome);
         }
         let finished = !page.has_more || ids.is_empty();

@@ -49,6 +49,7 @@ pub async fn sweep_once(services: &Services, batch: i64, min_age: Duration) -> s
         .await?;
         if paid.scheduled {
             sweep.scheduled += 1;
+            services.metrics.catch_up("sweeper", "scheduled");
             tracing::warn!(
                 purchase_id,
                 invoice_id,
