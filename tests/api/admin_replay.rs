@@ -16,6 +16,30 @@ async fn replay(app: &TestApp, event_id: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// A purchase row written straight into the database, as if its registration had raced the
+/// webhook and missed the match.
+async fn insert_awaiting_purchase(
+    app: &TestApp,
+    id: &str,
+    customer: &str,
+    invoice_id: &str,
+    amount: i64,
+) {
+    sqlx::query(
+        "INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit)
+         SELECT $1, 'awaiting_payment', $2, $4, 'usd', $3, false,
+                jsonb_build_object('value', $4, 'currency', 'usd', 'name', 'Credits', 'category', 'paid',
+                                   'applicability', jsonb_build_object('price_type', 'metered'))",
+    )
+    .bind(id)
+    .bind(customer)
+    .bind(invoice_id)
+    .bind(amount)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn replaying_a_processed_event_makes_no_second_grant() {
     let app = TestApp::spawn().await;
@@ -85,17 +109,15 @@ async fn replaying_a_stored_event_schedules_a_purchase_registered_after_it() {
     app.stripe.wait_for_deliveries().await;
     // Stored as unmatched; then the purchase appears, but its registration misses the match
     // (simulated: a purchase row inserted directly as awaiting payment).
-    sqlx::query(
-        "INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit)
-         SELECT 'pur_replaytest0000000000000', 'awaiting_payment', $1, 900, 'usd', $2, false,
-                jsonb_build_object('value', 900, 'currency', 'usd', 'name', 'Credits', 'category', 'paid',
-                                   'applicability', jsonb_build_object('price_type', 'metered'))",
+    let invoice_id = invoice["id"].as_str().unwrap();
+    insert_awaiting_purchase(
+        &app,
+        "pur_replaytest0000000000000",
+        &customer,
+        invoice_id,
+        900,
     )
-    .bind(&customer)
-    .bind(invoice["id"].as_str().unwrap())
-    .execute(&app.db)
-    .await
-    .unwrap();
+    .await;
     let (status, body) = replay(&app, event["id"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
@@ -132,17 +154,14 @@ async fn replaying_a_stored_void_cancels_a_purchase_still_awaiting_payment() {
     app.stripe.wait_for_deliveries().await;
     // The void was recorded before creditd knew the purchase (inserted directly, as if its
     // registration raced the webhook).
-    sqlx::query(
-        "INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit)
-         SELECT 'pur_replayvoid000000000000', 'awaiting_payment', $1, 300, 'usd', $2, false,
-                jsonb_build_object('value', 300, 'currency', 'usd', 'name', 'Credits', 'category', 'paid',
-                                   'applicability', jsonb_build_object('price_type', 'metered'))",
+    insert_awaiting_purchase(
+        &app,
+        "pur_replayvoid000000000000",
+        &customer,
+        invoice_id,
+        300,
     )
-    .bind(&customer)
-    .bind(invoice_id)
-    .execute(&app.db)
-    .await
-    .unwrap();
+    .await;
     let (status, body) = replay(&app, voided["id"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "canceled", "{body}");

@@ -130,15 +130,7 @@ async fn a_resync_after_lost_webhooks_grants_each_paid_invoice_once_and_a_second
     .await
     .unwrap();
     assert_eq!(audited, 2);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"creditd_catch_up_total{source="resync",outcome="scheduled"} 5"#),
         "{metrics}"

@@ -81,15 +81,7 @@ async fn metrics_count_what_happened() {
     app.wait_for_status(purchase["id"].as_str().unwrap(), "granted")
         .await;
 
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert_eq!(
         metric(
             &text,

@@ -241,6 +241,18 @@ impl TestApp {
         self.get_purchase(purchase_id).await
     }
 
+    /// The Prometheus text creditd serves now.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Every row of every table creditd writes, to compare before and after a rejected request.
     pub async fn snapshot(&self) -> Value {
         database_snapshot(&self.db).await
