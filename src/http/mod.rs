@@ -6,14 +6,18 @@ pub mod credits;
 pub mod health;
 pub mod purchases;
 pub mod schemas;
+pub mod server;
 pub mod webhooks;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -87,14 +91,41 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = documented(state.api_token.clone(), state.admin_token.clone());
     let document = Arc::new(document);
+    let request_timeout = state.request_timeout;
     routes
         .route(
             "/openapi.json",
             get(move || async move { axum::Json(document.as_ref().clone()) }),
         )
         .fallback(not_found)
+        // Every route, the webhook's body included: a client that stalls mid-body is cut off.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(map_response(json_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// `TimeoutLayer` answers with an empty 408; no handler answers 408 itself, so every 408 here
+/// is the timeout, and gets the API's JSON error like every other failure.
+async fn json_timeout(response: Response) -> Response {
+    if response.status() != StatusCode::REQUEST_TIMEOUT {
+        return response;
+    }
+    let mut response = crate::error::ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request was not received and answered within HTTP_REQUEST_TIMEOUT_MS",
+    )
+    .into_response();
+    // The rest of a stalled body must not keep the connection open.
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 async fn not_found() -> crate::error::ApiError {
