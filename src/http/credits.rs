@@ -1,13 +1,14 @@
 //! A customer's credits as Stripe holds them: balance summary and balance transactions.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::http::schemas;
 use crate::money::{Currency, Money};
 use crate::stripe::form::Form;
@@ -31,20 +32,19 @@ struct BalanceQuery {
     params(("customer" = String, Path, description = "Stripe customer id"), BalanceQuery),
     responses((status = 200, body = schemas::CreditBalance), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
         (status = 422, description = "Invalid id or filter", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe unavailable: never an empty balance", body = schemas::ErrorResponse)))]
+        (status = 503, description = "Stripe unavailable (`stripe_unavailable`: never an empty balance) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = schemas::ErrorResponse)))]
 async fn balance(
     State(state): State<AppState>,
     Path(customer): Path<String>,
     Query(query): Query<BalanceQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> Result<axum::Json<Value>, CreditsError> {
     check_id("customer", &customer, "cus_")?;
     let mut form = Form::new().with("customer", &customer);
     match (&query.credit_grant, &query.price) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid_field(
-                "credit_grant",
-                "cannot be combined with price",
-            ));
+            return Err(
+                ApiError::invalid_field("credit_grant", "cannot be combined with price").into(),
+            );
         }
         (Some(grant), None) => {
             form.push("filter[type]", "credit_grant");
@@ -63,10 +63,7 @@ async fn balance(
     let summary: Value = state
         .services
         .stripe
-        .send(&StripeRequest::get(
-            "/v1/billing/credit_balance_summary",
-            form,
-        ))
+        .send(&StripeRequest::get("/v1/billing/credit_balance_summary", form).proxied_read())
         .await
         .map_err(stripe_error)?;
     let balances: Vec<Value> = summary["balances"]
@@ -103,19 +100,16 @@ struct TransactionsQuery {
     params(("customer" = String, Path, description = "Stripe customer id"), TransactionsQuery),
     responses((status = 200, body = schemas::CreditTransactions), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
         (status = 422, description = "Invalid id or limit", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe unavailable", body = schemas::ErrorResponse)))]
+        (status = 503, description = "Stripe unavailable (`stripe_unavailable`) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = schemas::ErrorResponse)))]
 async fn transactions(
     State(state): State<AppState>,
     Path(customer): Path<String>,
     Query(query): Query<TransactionsQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> Result<axum::Json<Value>, CreditsError> {
     check_id("customer", &customer, "cus_")?;
     let limit = query.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 100",
-        ));
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 100").into());
     }
     let mut form = Form::new().with("customer", &customer).with("limit", limit);
     form.push_opt("credit_grant", query.credit_grant.as_deref());
@@ -123,10 +117,7 @@ async fn transactions(
     let page: Value = state
         .services
         .stripe
-        .send(&StripeRequest::get(
-            "/v1/billing/credit_balance_transactions",
-            form,
-        ))
+        .send(&StripeRequest::get("/v1/billing/credit_balance_transactions", form).proxied_read())
         .await
         .map_err(stripe_error)?;
     Ok(axum::Json(
@@ -134,7 +125,7 @@ async fn transactions(
     ))
 }
 
-fn check_id(field: &str, value: &str, prefix: &str) -> ApiResult<()> {
+fn check_id(field: &str, value: &str, prefix: &str) -> Result<(), ApiError> {
     let ok = value.len() > prefix.len()
         && value.len() <= 255
         && value.starts_with(prefix)
@@ -151,9 +142,44 @@ fn check_id(field: &str, value: &str, prefix: &str) -> ApiResult<()> {
     }
 }
 
+/// An API error, or `stripe_busy` with the `Retry-After` the rate budget gave.
+pub enum CreditsError {
+    Api(ApiError),
+    Busy { retry_after_secs: u64 },
+}
+
+impl From<ApiError> for CreditsError {
+    fn from(error: ApiError) -> Self {
+        CreditsError::Api(error)
+    }
+}
+
+impl IntoResponse for CreditsError {
+    fn into_response(self) -> Response {
+        match self {
+            CreditsError::Api(error) => error.into_response(),
+            CreditsError::Busy { retry_after_secs } => {
+                let error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stripe_busy",
+                    format!(
+                        "Stripe capacity is reserved for credit grants right now; retry in {retry_after_secs} s"
+                    ),
+                );
+                ([(header::RETRY_AFTER, retry_after_secs.to_string())], error).into_response()
+            }
+        }
+    }
+}
+
 /// Never an empty balance presented as real: when Stripe cannot answer, neither do we.
-fn stripe_error(error: StripeError) -> ApiError {
-    match &error {
+fn stripe_error(error: StripeError) -> CreditsError {
+    if let StripeError::Busy { retry_after } = error {
+        // Whole seconds, rounded up: a client retrying early would only be turned away again.
+        let retry_after_secs = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+        return CreditsError::Busy { retry_after_secs };
+    }
+    CreditsError::Api(match &error {
         StripeError::Api {
             status: 404,
             message,
@@ -169,5 +195,5 @@ fn stripe_error(error: StripeError) -> ApiError {
             "stripe_unavailable",
             format!("Stripe could not be reached for the credit balance; try again: {error}"),
         ),
-    }
+    })
 }

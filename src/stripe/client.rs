@@ -8,13 +8,13 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::form::Form;
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{Lane, RateLimiter};
+use super::reach;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 
 /// Pinned so that payloads look the same whatever the account's default version is.
 pub const STRIPE_VERSION: &str = "2026-07-29.dahlia";
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -23,7 +23,25 @@ pub struct ClientSettings {
     pub timeout: Duration,
     pub max_network_retries: u32,
     pub retry_base: Duration,
+    /// Longest wait before a retry, whatever the backoff or a `Retry-After` header says.
+    pub retry_max: Duration,
     pub rate_limit_per_sec: u32,
+    /// Share of the rate that proxied reads may use, in percent.
+    pub read_share_percent: u32,
+    /// Longest a proxied read waits for its share before answering busy.
+    pub read_max_wait: Duration,
+}
+
+impl ClientSettings {
+    /// The longest one request can take with all its retries and their delays: a lease must
+    /// outlast it, so that a worker whose heartbeat stalls still finishes the request it sent
+    /// before another worker may take the purchase over.
+    pub fn worst_case_request(&self) -> Duration {
+        let retries = self.max_network_retries;
+        self.timeout
+            .saturating_mul(retries.saturating_add(1))
+            .saturating_add(self.retry_max.saturating_mul(retries))
+    }
 }
 
 #[derive(Clone)]
@@ -41,6 +59,8 @@ pub struct StripeRequest {
     pub path: String,
     pub params: Form,
     pub idempotency_key: Option<String>,
+    /// Which share of the rate limit it draws on; money unless marked as a proxied read.
+    pub lane: Lane,
 }
 
 impl StripeRequest {
@@ -50,7 +70,15 @@ impl StripeRequest {
             path: path.into(),
             params,
             idempotency_key: None,
+            lane: Lane::Money,
         }
+    }
+
+    /// Marks a read that creditd only passes on to its client (a balance), so that it never
+    /// takes Stripe capacity from grants.
+    pub fn proxied_read(mut self) -> Self {
+        self.lane = Lane::Read;
+        self
     }
 
     pub fn post(path: impl Into<String>, params: Form, idempotency_key: impl Into<String>) -> Self {
@@ -59,6 +87,7 @@ impl StripeRequest {
             path: path.into(),
             params,
             idempotency_key: Some(idempotency_key.into()),
+            lane: Lane::Money,
         }
     }
 
@@ -112,6 +141,9 @@ pub enum StripeError {
     /// An answer we could not read.
     #[error("unreadable answer from Stripe: {0}")]
     Decode(String),
+    /// Not sent: a proxied read found no Stripe capacity within its wait.
+    #[error("Stripe capacity is reserved for grants; retry in {} s", .retry_after.as_secs().max(1))]
+    Busy { retry_after: Duration },
 }
 
 impl StripeError {
@@ -133,7 +165,7 @@ impl StripeError {
     pub fn is_transient(&self) -> bool {
         match self {
             StripeError::Api { status, .. } => *status == 409 || *status == 429 || *status >= 500,
-            StripeError::Transport(_) | StripeError::Decode(_) => true,
+            StripeError::Transport(_) | StripeError::Decode(_) | StripeError::Busy { .. } => true,
         }
     }
 }
@@ -145,7 +177,11 @@ impl StripeClient {
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("creditd/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let limiter = RateLimiter::new(settings.rate_limit_per_sec);
+        let limiter = RateLimiter::new(
+            settings.rate_limit_per_sec,
+            settings.read_share_percent,
+            settings.read_max_wait,
+        );
         Ok(StripeClient {
             http,
             settings,
@@ -162,8 +198,15 @@ impl StripeClient {
         let endpoint = request.endpoint();
         let mut retries = 0;
         loop {
-            if self.limiter.acquire().await {
-                self.metrics.stripe_rate_limit_wait();
+            match self.limiter.acquire(request.lane).await {
+                Ok(true) => self.metrics.stripe_rate_limit_wait(),
+                Ok(false) => {}
+                Err(busy) => {
+                    self.metrics.stripe_request(&endpoint, "busy");
+                    return Err(StripeError::Busy {
+                        retry_after: busy.retry_after,
+                    });
+                }
             }
             let outcome = self.send_once(request).await;
             let status_label = match &outcome {
@@ -172,15 +215,16 @@ impl StripeClient {
             };
             self.metrics.stripe_request(&endpoint, &status_label);
             let (retry, delay_hint) = match &outcome {
-                Ok((status, headers, _)) => (should_retry(*status, headers), retry_after(headers)),
+                Ok((status, headers, _)) => (
+                    should_retry(*status, headers),
+                    retry_after(headers, self.settings.retry_max),
+                ),
                 Err(_) => (true, None),
             };
             if retry && retries < self.settings.max_network_retries {
                 retries += 1;
                 self.metrics.stripe_retry(&endpoint);
-                let delay = delay_hint
-                    .unwrap_or_else(|| self.backoff(retries))
-                    .min(MAX_RETRY_DELAY);
+                let delay = delay_hint.unwrap_or_else(|| self.backoff(retries));
                 tracing::info!(method = %request.method, endpoint, retries, delay_ms = delay.as_millis() as u64, "retrying Stripe request");
                 tokio::time::sleep(delay).await;
                 continue;
@@ -224,7 +268,15 @@ impl StripeClient {
             builder = builder.header("Idempotency-Key", key);
         }
         let started = std::time::Instant::now();
-        let response = builder.send().await.map_err(describe_transport_error)?;
+        let response = builder.send().await.map_err(|error| {
+            // Only a refused connection proves the request never arrived; a timeout or a reset
+            // may come after Stripe acted.
+            if !error.is_connect() {
+                reach::mark_reached();
+            }
+            describe_transport_error(error)
+        })?;
+        reach::mark_reached();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(describe_transport_error)?;
@@ -240,13 +292,14 @@ impl StripeClient {
         Ok((status, headers, body))
     }
 
-    /// 0.5 s · 2^(n-1), capped at 5 s, with up to 50 % jitter taken off, as stripe-python does.
+    /// base · 2^(n-1), capped at `retry_max`, with up to 50 % jitter taken off, as stripe-python
+    /// does.
     fn backoff(&self, retry: u32) -> Duration {
         let base = self
             .settings
             .retry_base
-            .saturating_mul(1 << (retry - 1).min(16))
-            .min(MAX_RETRY_DELAY);
+            .saturating_mul(1 << (retry.max(1) - 1).min(16))
+            .min(self.settings.retry_max);
         let jitter = rand::rng().random_range(0.5..=1.0);
         base.mul_f64(jitter)
     }
@@ -271,7 +324,9 @@ fn should_retry(status: StatusCode, headers: &HeaderMap) -> bool {
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds, capped at `cap`. The cap is applied before the conversion because
+/// `Duration::from_secs_f64` panics past u64::MAX seconds, and any proxy may send `1e20`.
+fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
     let seconds: f64 = headers
         .get("retry-after")?
         .to_str()
@@ -279,7 +334,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds.min(cap.as_secs_f64())))
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> StripeError {
@@ -362,11 +418,39 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds() {
+        let cap = Duration::from_secs(5);
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "2")])),
+            retry_after(&headers(&[("retry-after", "2")]), cap),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), cap), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Whatever Stripe or a proxy puts in Retry-After, the wait is bounded and nothing panics.
+        #[test]
+        fn retry_after_is_always_capped(value in "\\PC{0,40}", number in proptest::num::f64::ANY) {
+            let cap = Duration::from_millis(3000);
+            for text in [value, number.to_string(), format!("{number:e}")] {
+                if let Ok(header) = reqwest::header::HeaderValue::from_str(&text) {
+                    let mut map = HeaderMap::new();
+                    map.insert("retry-after", header);
+                    if let Some(delay) = retry_after(&map, cap) {
+                        proptest::prop_assert!(delay <= cap);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_capped_not_a_panic() {
+        let cap = Duration::from_secs(3);
+        for value in ["1e20", "1e308", "18446744073709551616", "inf"] {
+            let delay = retry_after(&headers(&[("retry-after", value)]), cap);
+            assert!(delay.is_none_or(|d| d == cap), "{value}: {delay:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod client;
 pub mod form;
 pub mod rate_limit;
+pub mod reach;
 pub mod signature;
 pub mod types;
 

@@ -271,6 +271,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
         fn header_parser_never_panics(header in "\\PC*") {
             let _ = parse_header(&header);

@@ -1,0 +1,195 @@
+//! Stripe (or a proxy in front of it) at its worst: absurd headers, an attempt that panics, and
+//! a flood of balance reads competing with grants for the rate limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use creditd::fulfilment::Outcome;
+use reqwest::StatusCode;
+
+use crate::harness::stripe_proxy::{Answer, StripeProxy};
+use crate::harness::{API_TOKEN, TestApp, wait_for_purchase_status};
+
+/// `Retry-After: 1e20` overflowed `Duration::from_secs_f64` and killed the worker for good.
+#[tokio::test]
+async fn a_429_with_an_absurd_retry_after_is_waited_out_briefly_and_the_purchase_granted() {
+    let proxy = StripeProxy::start().await;
+    let app = TestApp::spawn_with(|config| {
+        proxy.set_target(config.stripe.stripe_api_base.as_str());
+        config.stripe.stripe_api_base = proxy.url().parse().unwrap();
+    })
+    .await;
+    proxy.answer(Answer {
+        method: reqwest::Method::POST,
+        path_prefix: "/v1/billing/credit_grants".into(),
+        times: 2,
+        status: StatusCode::TOO_MANY_REQUESTS,
+        headers: vec![
+            ("retry-after", "1e20".into()),
+            ("content-type", "application/json".into()),
+        ],
+        body: r#"{"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "slow down"}}"#.into(),
+    });
+    let (purchase, invoice) = app.purchase_for_new_invoice(1200).await;
+    app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
+    app.wait_for_status(purchase["id"].as_str().unwrap(), "granted")
+        .await;
+    assert_eq!(proxy.answered().len(), 2, "both 429s were served");
+    assert_eq!(app.stripe.grants().len(), 1);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("creditd_worker_panics_total 0"),
+        "{metrics}"
+    );
+}
+
+/// An attempt that panics is caught: the purchase is retried with the panic as its error, and
+/// the workers go on granting it and others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_attempt_is_retried_and_the_workers_keep_granting() {
+    let app = TestApp::spawn().await;
+    let (doomed, doomed_invoice) = app.purchase_for_new_invoice(800).await;
+    let doomed_id = doomed["id"].as_str().unwrap();
+    // Paid, but due only in an hour, so the app's workers leave it to this test for now.
+    sqlx::query(
+        "UPDATE purchases SET status = 'granting', paid_at = now(),
+                next_attempt_at = now() + interval '1 hour' WHERE id = $1",
+    )
+    .bind(doomed_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // Paid in Stripe too, so that its retry can succeed (the webhook finds it granting already).
+    app.stripe
+        .pay_invoice(doomed_invoice["id"].as_str().unwrap());
+    let owner = "test-worker-that-panics";
+    let lease = app.services.policy.lease;
+    let claimed = creditd::db::purchases::claim_one(&app.db, doomed_id, owner, lease)
+        .await
+        .unwrap()
+        .expect("the test claims the purchase");
+
+    let outcome = creditd::lease::run_held(&app.services, &claimed, owner, |_, _, _| async {
+        panic!("injected panic in an attempt")
+    })
+    .await;
+
+    assert!(
+        matches!(&outcome, Some(Outcome::RetryScheduled(reason)) if reason.contains("injected panic")),
+        "{outcome:?}"
+    );
+    let (status, error, owner_now, attempts): (String, Option<String>, Option<String>, i32) =
+        sqlx::query_as(
+            "SELECT status, last_error, lease_owner, attempts FROM purchases WHERE id = $1",
+        )
+        .bind(doomed_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "granting");
+    assert_eq!(
+        error.as_deref(),
+        Some("attempt panicked: injected panic in an attempt")
+    );
+    assert_eq!(owner_now, None, "the lease was given back");
+    assert_eq!(attempts, 1, "a panic counts as an attempt");
+    assert!(
+        app.metrics()
+            .await
+            .contains("creditd_worker_panics_total 1")
+    );
+
+    // The workers now grant it on its next attempt, and another purchase as well.
+    let (other, other_invoice) = app.purchase_for_new_invoice(900).await;
+    app.stripe
+        .pay_invoice(other_invoice["id"].as_str().unwrap());
+    wait_for_purchase_status(&app.db, other["id"].as_str().unwrap(), "granted").await;
+    wait_for_purchase_status(&app.db, doomed_id, "granted").await;
+    assert_eq!(app.stripe.grants().len(), 2);
+}
+
+/// Balance reads flood in while purchases are paid: every grant lands, reads past their share
+/// get 503 `stripe_busy` with Retry-After, and Stripe never sees more than the rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_balance_reads_never_starves_grants() {
+    const PURCHASES: usize = 6;
+    let app = TestApp::spawn_with(|config| {
+        config.stripe.stripe_rate_limit_per_sec = 10;
+        config.stripe.stripe_read_share_percent = 20;
+        config.stripe.stripe_read_max_wait_ms = 200;
+        config.worker_count = 3;
+    })
+    .await;
+    app.stripe.set_rate_limit(Some(15));
+    let mut purchases = Vec::new();
+    for i in 0..PURCHASES {
+        purchases.push(app.purchase_for_new_invoice(1000 + i as i64).await);
+    }
+    let customer = purchases[0].0["customer"].as_str().unwrap().to_owned();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut readers = Vec::new();
+    for _ in 0..16 {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/v1/customers/{customer}/credit_balance")),
+        );
+        let (stop, ok, busy) = (stop.clone(), ok.clone(), busy.clone());
+        readers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let response = http.get(&url).bearer_auth(API_TOKEN).send().await.unwrap();
+                match response.status() {
+                    StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        let retry_after = response.headers().get("retry-after").cloned();
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        assert_eq!(body["error"]["code"], "stripe_busy", "{body}");
+                        let seconds: u64 = retry_after
+                            .expect("Retry-After")
+                            .to_str()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        assert!(seconds >= 1);
+                        busy.fetch_add(1, Ordering::Relaxed)
+                    }
+                    other => panic!("unexpected {other}"),
+                };
+            }
+        }));
+    }
+    for (_, invoice) in &purchases {
+        app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
+    }
+    for (purchase, _) in &purchases {
+        wait_for_purchase_status(&app.db, purchase["id"].as_str().unwrap(), "granted").await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+
+    assert_eq!(app.stripe.grants().len(), PURCHASES);
+    let (failed,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM purchases WHERE status = 'failed'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(failed, 0);
+    assert!(
+        busy.load(Ordering::Relaxed) > 0,
+        "reads beyond their share were turned away"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 0,
+        "reads within their share were answered"
+    );
+    let limited = app
+        .stripe
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(limited, 0, "creditd stayed under Stripe's rate limit");
+}
