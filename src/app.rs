@@ -22,6 +22,8 @@ pub struct AppState {
     pub webhook: Arc<WebhookSettings>,
     /// Fires when shutdown starts; readiness then fails so load balancers stop sending traffic.
     pub shutdown: CancellationToken,
+    /// Longest one request may take, body included.
+    pub request_timeout: Duration,
 }
 
 pub struct WebhookSettings {
@@ -68,6 +70,7 @@ impl Application {
                 max_body_bytes: config.webhook_max_body_bytes,
             }),
             shutdown: CancellationToken::new(),
+            request_timeout: Duration::from_millis(config.http_request_timeout_ms),
         };
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Application {
@@ -98,8 +101,10 @@ impl Application {
         let poll = Duration::from_millis(config.worker_poll_interval_ms);
         let workers = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut owners = Vec::with_capacity(config.worker_count);
         for index in 0..config.worker_count {
             let owner = worker::owner_name(index);
+            owners.push(owner.clone());
             tasks.spawn(worker::run(
                 state.services.clone(),
                 owner,
@@ -107,6 +112,11 @@ impl Application {
                 workers.clone(),
             ));
         }
+        tasks.spawn(crate::retention::run(
+            state.services.clone(),
+            config.event_payload_retention_days,
+            workers.clone(),
+        ));
         tasks.spawn(worker::run_matcher(
             state.services.clone(),
             poll,
@@ -133,15 +143,20 @@ impl Application {
         let pool = state.services.db.clone();
         let router = http::router(state);
         let server_stop = stop.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-            server_stop.cancelled().await;
-            shutdown.cancel();
-        });
-        let mut server = tokio::spawn(server.into_future());
+        let server = http::server::serve(
+            listener,
+            router,
+            Duration::from_millis(config.http_header_read_timeout_ms),
+            async move {
+                server_stop.cancelled().await;
+                shutdown.cancel();
+            },
+        );
+        let mut server = tokio::spawn(server);
         let mut server_done = false;
         tokio::select! {
             result = &mut server => {
-                result??;
+                result?;
                 server_done = true;
             }
             _ = stop.cancelled() => {}
@@ -160,10 +175,17 @@ impl Application {
         })
         .await;
         if drained.is_err() {
-            // Leases of purchases still in hand expire and another replica resumes them.
             tracing::warn!("drain time exceeded; abandoning remaining work");
             server.abort();
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        // Whatever is still leased to this process's workers (an attempt cut off by the drain
+        // limit) goes back to the queue now rather than when its lease would have expired.
+        match db::leases::release_all(&pool, &owners).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released purchases still in hand"),
+            Err(error) => tracing::warn!(%error, "could not release leases; they expire instead"),
         }
         recorder.close().await;
         pool.close().await;

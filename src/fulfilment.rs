@@ -226,7 +226,8 @@ pub(crate) async fn retry(
     reason: String,
     fresh_grant_key: bool,
 ) -> anyhow::Result<Outcome> {
-    if purchase.attempts >= services.policy.max_attempts {
+    // An attempt that never reached Stripe is given back (see `lease`), so it cannot fail one.
+    if purchase.attempts >= services.policy.max_attempts && crate::stripe::reach::reached() {
         let message = format!("gave up after {} attempts: {reason}", purchase.attempts);
         return finish(services, purchase, owner, PurchaseStatus::Failed, message).await;
     }

@@ -37,7 +37,14 @@ pub async fn run(
                     .metrics
                     .worker_claims(claimed.len() as u64, taken_over);
                 for claim in claimed {
-                    run_one(&services, &claim.purchase, &owner).await;
+                    // Heartbeat, panic and attempt accounting: see `lease`.
+                    crate::lease::run_held(
+                        &services,
+                        &claim.purchase,
+                        &owner,
+                        |s, p, o| async move { run_one(&s, &p, &o).await },
+                    )
+                    .await;
                 }
                 continue;
             }

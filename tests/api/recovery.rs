@@ -1,0 +1,127 @@
+//! Short leases with a heartbeat: a SIGKILLed process's purchase is resumed within 30 s with
+//! the default settings, and a stopping process gives back what it holds.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::fake_stripe::FakeStripe;
+use crate::harness::process::CreditdProcess;
+use crate::harness::{
+    API_TOKEN, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
+};
+
+/// The harness shortens leases and Stripe timeouts for speed; these restore creditd's defaults.
+const DEFAULT_TIMINGS: &[(&str, &str)] = &[
+    ("WORKER_LEASE_SECS", ""),
+    ("WORKER_POLL_INTERVAL_MS", ""),
+    ("STRIPE_TIMEOUT_MS", ""),
+    ("STRIPE_RETRY_MAX_MS", ""),
+];
+
+async fn register(process: &CreditdProcess, stripe: &FakeStripe, amount: i64) -> (String, String) {
+    let customer = stripe.create_customer();
+    let invoice = stripe.create_open_invoice(&customer, amount, "usd", &[]);
+    let body = json!({"customer": customer, "amount": amount, "currency": "usd", "invoice_id": invoice["id"]});
+    let response = reqwest::Client::new()
+        .post(process.url("/v1/purchases"))
+        .bearer_auth(API_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, purchase) = json_response(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{purchase}");
+    (
+        purchase["id"].as_str().unwrap().to_owned(),
+        invoice["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Killed between Stripe's success and our commit, with default settings: the restarted process
+/// adopts the grant within 30 s of the kill (the lease, 25 s, plus one poll), and only one exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_grant_is_resumed_within_30_seconds_with_one_grant() {
+    let stripe = FakeStripe::start().await;
+    let (database_url, db) = fresh_database().await;
+    let first = CreditdProcess::start(&database_url, &stripe, DEFAULT_TIMINGS).await;
+    stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
+    let (purchase_id, invoice_id) = register(&first, &stripe, 4200).await;
+
+    let pause = stripe.pause_after_effect("POST", "/v1/billing/credit_grants");
+    stripe.pay_invoice(&invoice_id);
+    pause.reached().await;
+    let killed_at = tokio::time::Instant::now();
+    first.kill().await;
+    stripe.forget_idempotency_keys();
+    pause.release();
+
+    let second = CreditdProcess::start(&database_url, &stripe, DEFAULT_TIMINGS).await;
+    let deadline = killed_at + Duration::from_secs(30);
+    loop {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM purchases WHERE id = $1")
+            .bind(&purchase_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if status == "granted" {
+            break;
+        }
+        assert_eq!(status, "granting");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not granted within 30 s of the kill: {}",
+            second.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stripe.grants().len(), 1, "{:?}", stripe.grants());
+    second.kill().await;
+}
+
+/// SIGTERM while an attempt is stuck in a Stripe request past the drain time: the purchase is
+/// released on the way out (no lease left, the attempt not counted) and resumed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_releases_the_purchases_it_holds() {
+    let stripe = FakeStripe::start().await;
+    let (database_url, db) = fresh_database().await;
+    // A long Stripe timeout (and so a long lease) keeps the attempt in hand at shutdown.
+    let slow = [
+        ("SHUTDOWN_DRAIN_SECS", "1"),
+        ("STRIPE_TIMEOUT_MS", "20000"),
+        ("WORKER_LEASE_SECS", "90"),
+    ];
+    let first = CreditdProcess::start(&database_url, &stripe, &slow).await;
+    stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
+    let (purchase_id, invoice_id) = register(&first, &stripe, 1300).await;
+    let pause = stripe.pause_before_effect("POST", "/v1/billing/credit_grants");
+    stripe.pay_invoice(&invoice_id);
+    pause.reached().await;
+    let (lease_owner,): (Option<String>,) =
+        sqlx::query_as("SELECT lease_owner FROM purchases WHERE id = $1")
+            .bind(&purchase_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(lease_owner.is_some(), "the attempt holds the purchase");
+
+    let (exit, logs) = first.terminate().await;
+    assert!(exit.success(), "{logs}");
+    let (lease_owner, attempts): (Option<String>, i32) =
+        sqlx::query_as("SELECT lease_owner, attempts FROM purchases WHERE id = $1")
+            .bind(&purchase_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(lease_owner, None, "released on shutdown: {logs}");
+    assert_eq!(attempts, 0, "the attempt cut short is not counted");
+    assert!(logs.contains("released purchases still in hand"), "{logs}");
+
+    // Stripe finishes the request creditd abandoned; the next process adopts that grant.
+    pause.release();
+    let second = CreditdProcess::start(&database_url, &stripe, &[]).await;
+    wait_for_purchase_status(&db, &purchase_id, "granted").await;
+    assert_eq!(stripe.grants().len(), 1);
+    second.kill().await;
+}
