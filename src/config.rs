@@ -26,6 +26,22 @@ pub struct DatabaseConfig {
     /// Connections reserved for recording webhook events, beside the pool.
     #[arg(long, env = "DATABASE_EVENT_CONNECTIONS", default_value_t = 8)]
     pub database_event_connections: usize,
+    /// Longest one webhook's recording statement may run, in milliseconds. PostgreSQL cancels it
+    /// (`statement_timeout`) and creditd drops the connection a moment later, so a stalled or
+    /// half-open connection cannot hold a recorder slot while Stripe waits.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 3000)]
+    pub database_statement_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        crate::bounds::database(self)
+    }
+
+    /// Connections one process may open: the pool plus the webhook recorder's own.
+    pub fn connections_per_process(&self) -> u64 {
+        u64::from(self.database_max_connections) + self.database_event_connections as u64
+    }
 }
 
 /// How creditd reaches Stripe; shared by the server and the admin commands.
@@ -48,11 +64,21 @@ pub struct StripeConfig {
     #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value_t = 2)]
     pub stripe_max_network_retries: u32,
     /// Timeout of one Stripe HTTP request, in milliseconds.
-    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 20_000)]
+    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 5_000)]
     pub stripe_timeout_ms: u64,
-    /// First delay between network retries, in milliseconds (doubles, capped at 5 s, with jitter).
+    /// First delay between network retries, in milliseconds (doubles, with jitter).
     #[arg(long, env = "STRIPE_RETRY_BASE_MS", default_value_t = 500)]
     pub stripe_retry_base_ms: u64,
+    /// Longest delay before a network retry, in milliseconds; also caps Stripe's `Retry-After`.
+    #[arg(long, env = "STRIPE_RETRY_MAX_MS", default_value_t = 3_000)]
+    pub stripe_retry_max_ms: u64,
+    /// Percent of STRIPE_RATE_LIMIT_PER_SEC that proxied reads (credit balances) may use; grants
+    /// and funding always come first.
+    #[arg(long, env = "STRIPE_READ_SHARE_PERCENT", default_value_t = 25)]
+    pub stripe_read_share_percent: u32,
+    /// Longest a proxied read waits for its share before answering 503 `stripe_busy`, in ms.
+    #[arg(long, env = "STRIPE_READ_MAX_WAIT_MS", default_value_t = 1_000)]
+    pub stripe_read_max_wait_ms: u64,
 }
 
 impl StripeConfig {
@@ -67,10 +93,7 @@ impl StripeConfig {
         if !matches!(self.stripe_api_base.scheme(), "http" | "https") {
             return Err("STRIPE_API_BASE must be an http(s) URL".into());
         }
-        if self.stripe_rate_limit_per_sec == 0 {
-            return Err("STRIPE_RATE_LIMIT_PER_SEC must be at least 1".into());
-        }
-        Ok(())
+        crate::bounds::stripe(self)
     }
 
     /// Whether the API key is a live-mode key; paid invoices must match it.
@@ -79,18 +102,22 @@ impl StripeConfig {
         key.starts_with("sk_live_") || key.starts_with("rk_live_")
     }
 
+    pub fn settings(&self) -> ClientSettings {
+        ClientSettings {
+            api_base: self.stripe_api_base.clone(),
+            secret_key: self.stripe_secret_key.clone(),
+            timeout: Duration::from_millis(self.stripe_timeout_ms),
+            max_network_retries: self.stripe_max_network_retries,
+            retry_base: Duration::from_millis(self.stripe_retry_base_ms),
+            retry_max: Duration::from_millis(self.stripe_retry_max_ms),
+            rate_limit_per_sec: self.stripe_rate_limit_per_sec,
+            read_share_percent: self.stripe_read_share_percent,
+            read_max_wait: Duration::from_millis(self.stripe_read_max_wait_ms),
+        }
+    }
+
     pub fn client(&self, metrics: Metrics) -> anyhow::Result<StripeClient> {
-        StripeClient::new(
-            ClientSettings {
-                api_base: self.stripe_api_base.clone(),
-                secret_key: self.stripe_secret_key.clone(),
-                timeout: Duration::from_millis(self.stripe_timeout_ms),
-                max_network_retries: self.stripe_max_network_retries,
-                retry_base: Duration::from_millis(self.stripe_retry_base_ms),
-                rate_limit_per_sec: self.stripe_rate_limit_per_sec,
-            },
-            metrics,
-        )
+        StripeClient::new(self.settings(), metrics)
     }
 }
 
@@ -125,8 +152,10 @@ pub struct ServeConfig {
     /// How often idle workers look for due work that another replica scheduled, in milliseconds.
     #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub worker_poll_interval_ms: u64,
-    /// How long a worker owns a claimed purchase before another may take it over, in seconds.
-    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 120)]
+    /// How long a claimed purchase stays with its worker without a heartbeat, in seconds. The
+    /// worker renews it while the attempt runs, so this bounds how long a crashed process's work
+    /// waits, not how long an attempt may take.
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 25)]
     pub worker_lease_secs: u64,
     /// Claims of one purchase before it is marked `failed`.
     #[arg(long, env = "FULFILMENT_MAX_ATTEMPTS", default_value_t = 10)]
@@ -147,12 +176,25 @@ pub struct ServeConfig {
     /// Most purchases one sweep checks (one Stripe request each, within the rate limit).
     #[arg(long, env = "SWEEPER_BATCH", default_value_t = 50)]
     pub sweeper_batch: i64,
+    /// Longest a client may take to send a request's line and headers, in milliseconds; slower
+    /// connections are closed.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
+    pub http_header_read_timeout_ms: u64,
+    /// Longest one request may take, body included, in milliseconds; then 408 `request_timeout`
+    /// and the connection is closed.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_request_timeout_ms: u64,
+    /// Days after which the payload of an ignored event is deleted (the row and its outcome stay).
+    #[arg(long, env = "EVENT_PAYLOAD_RETENTION_DAYS", default_value_t = 30)]
+    pub event_payload_retention_days: u32,
 }
 
 impl ServeConfig {
     /// Checks what clap's types cannot, naming the setting that is wrong.
     pub fn validate(&self) -> Result<(), String> {
+        self.database.validate()?;
         self.stripe.validate()?;
+        crate::bounds::serve(self)?;
         if self.webhook_secrets().is_empty() {
             return Err("STRIPE_WEBHOOK_SECRET must hold at least one signing secret".into());
         }
@@ -166,21 +208,6 @@ impl ServeConfig {
         }
         if self.api_token.expose() == self.admin_token.expose() {
             return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
-        }
-        if self.worker_count == 0 {
-            return Err("WORKER_COUNT must be at least 1".into());
-        }
-        if self.fulfilment_max_attempts < 1 {
-            return Err("FULFILMENT_MAX_ATTEMPTS must be at least 1".into());
-        }
-        if self.sweeper_interval_secs == 0 {
-            return Err("SWEEPER_INTERVAL_SECS must be at least 1".into());
-        }
-        if !(1..=1000).contains(&self.sweeper_batch) {
-            return Err("SWEEPER_BATCH must be between 1 and 1000".into());
-        }
-        if !(256 * 1024..=8 * 1024 * 1024).contains(&self.webhook_max_body_bytes) {
-            return Err("WEBHOOK_MAX_BODY_BYTES must be between 262144 and 8388608".into());
         }
         Ok(())
     }
@@ -209,12 +236,14 @@ pub struct AdminCliConfig {
     #[command(flatten)]
     pub stripe: StripeConfig,
     /// How long this command owns a re-sync before a server may take it over, in seconds.
-    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 120)]
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 25)]
     pub worker_lease_secs: u64,
 }
 
 impl AdminCliConfig {
     pub fn validate(&self) -> Result<(), String> {
-        self.stripe.validate()
+        self.database.validate()?;
+        self.stripe.validate()?;
+        crate::bounds::lease(self.worker_lease_secs, &self.stripe)
     }
 }

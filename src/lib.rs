@@ -8,6 +8,8 @@
 pub mod admin;
 /// The application: state, build, run and drain.
 pub mod app;
+/// The range of every numeric setting.
+pub mod bounds;
 /// Every setting, from environment or flags.
 pub mod config;
 /// All SQL.
@@ -20,14 +22,22 @@ pub mod fulfilment;
 pub mod funding;
 /// HTTP routers.
 pub mod http;
+/// Ids from outside, checked first.
+pub mod ids;
 /// The pipeline every Stripe event enters by.
 pub mod ingest;
+/// Holding a claimed purchase: heartbeat, panics, attempts that never reached Stripe.
+pub mod lease;
 /// Prometheus metrics.
 pub mod metrics;
 /// Minor-unit amounts and currencies.
 pub mod money;
+#[cfg(test)]
+mod parser_props;
 /// Purchases and their validation.
 pub mod purchase;
+/// Pruning what creditd no longer needs.
+pub mod retention;
 /// Secrets that never print.
 pub mod secret;
 /// Shared handles for workers and handlers.

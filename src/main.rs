@@ -121,6 +121,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: DatabaseConfig) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
     let pool = creditd::db::connect(&config).await?;
     creditd::db::migrate(&pool).await?;
     tracing::info!("migrations applied");

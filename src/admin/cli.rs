@@ -115,6 +115,8 @@ pub fn summary(r: &Resync) -> String {
 
 /// Replays one event and prints the outcome as JSON.
 pub async fn replay(config: &AdminCliConfig, event_id: &str) -> anyhow::Result<()> {
+    crate::ids::check(crate::ids::IdKind::Event, event_id)
+        .map_err(|message| anyhow::anyhow!("event id {message}"))?;
     let services = services(config).await?;
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(&services, event_id).await;

@@ -1,6 +1,8 @@
 //! The test harness: a fresh database per test, a fake Stripe, and creditd in-process or as a real process.
 
 pub mod process;
+pub mod stripe_proxy;
+pub mod tcp_proxy;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,14 +60,19 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
             database_max_connections: 10,
             database_acquire_timeout_ms: 2000,
             database_event_connections: 4,
+            database_statement_timeout_ms: 3000,
         },
         stripe: StripeConfig {
             stripe_secret_key: Secret::from(FakeStripe::SECRET_KEY),
             stripe_api_base: stripe.base_url().parse().unwrap(),
             stripe_rate_limit_per_sec: 200,
             stripe_max_network_retries: 2,
-            stripe_timeout_ms: 5_000,
+            // Short, so that a 5 s lease outlasts a request with its retries (see `bounds`).
+            stripe_timeout_ms: 1_000,
             stripe_retry_base_ms: 10,
+            stripe_retry_max_ms: 100,
+            stripe_read_share_percent: 25,
+            stripe_read_max_wait_ms: 1_000,
         },
         stripe_webhook_secret: Secret::from(WEBHOOK_SECRET),
         api_token: Secret::from(API_TOKEN),
@@ -75,7 +82,7 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         webhook_max_body_bytes: 1024 * 1024,
         worker_count: 2,
         worker_poll_interval_ms: 50,
-        worker_lease_secs: 3,
+        worker_lease_secs: 5,
         fulfilment_max_attempts: 5,
         fulfilment_retry_base_ms: 50,
         fulfilment_retry_max_secs: 1,
@@ -83,12 +90,17 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
         sweeper_interval_secs: 300,
         sweeper_batch: 50,
+        http_header_read_timeout_ms: 5_000,
+        http_request_timeout_ms: 10_000,
+        event_payload_retention_days: 30,
     }
 }
 
 /// creditd running in this process against its own database and fake Stripe.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The same handles the app's workers and handlers use.
+    pub services: creditd::services::Services,
     pub db: PgPool,
     pub database_url: String,
     pub stripe: FakeStripe,
@@ -130,11 +142,13 @@ impl TestApp {
     ) -> TestApp {
         let app = Application::build(config).await.expect("creditd builds");
         let addr = app.local_addr();
+        let services = app.state().services.clone();
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(stop.clone()));
         stripe.set_webhook_endpoint(&format!("http://{addr}/webhooks/stripe"), &[WEBHOOK_SECRET]);
         TestApp {
             addr,
+            services,
             db,
             database_url,
             stripe,

@@ -53,15 +53,23 @@ impl CreditdProcess {
                 "debug,sqlx=warn,hyper=warn,reqwest=warn,h2=warn",
             )
             .env("WORKER_POLL_INTERVAL_MS", "50")
-            .env("WORKER_LEASE_SECS", "3")
+            .env("WORKER_LEASE_SECS", "5")
+            // Short, so that the 5 s lease outlasts a request with its retries (see `bounds`).
+            .env("STRIPE_TIMEOUT_MS", "1000")
+            .env("STRIPE_RETRY_MAX_MS", "100")
             .env("FULFILMENT_RETRY_BASE_MS", "50")
             .env("FULFILMENT_RETRY_MAX_SECS", "1")
             .env("STRIPE_RETRY_BASE_MS", "10")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
+        // An empty value removes the harness's own setting, so creditd's default applies.
         for (key, value) in extra_env {
-            command.env(key, value);
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let child = command.spawn().expect("spawn creditd");
         let process = CreditdProcess {
