@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod calls;
 pub mod events;
+pub mod leases;
 pub mod purchases;
 pub mod recorder;
+pub mod retention;
+pub mod status_counts;
 
 use std::time::Duration;
 
@@ -14,6 +17,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::config::DatabaseConfig;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The migrator `serve` and `migrate` run. Migrations are additive for one release, so the
+/// binary before a release runs against its schema: after a rollback, migrations this binary does
+/// not know are ignored (and logged) instead of refusing to start.
+fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 fn options(config: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = config
@@ -40,21 +52,39 @@ pub fn event_recorder(config: &DatabaseConfig) -> anyhow::Result<recorder::Event
         options(config)?,
         config.database_event_connections,
         Duration::from_millis(config.database_acquire_timeout_ms),
+        Duration::from_millis(config.database_statement_timeout_ms),
     ))
 }
 
 /// Applies pending migrations. Several replicas may start at once: sqlx takes an advisory lock.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await?;
+    let migrator = migrator();
+    migrator.run(pool).await?;
+    let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    let unknown: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT version, description FROM _sqlx_migrations WHERE NOT (version = ANY($1)) ORDER BY version",
+    )
+    .bind(&known)
+    .fetch_all(pool)
+    .await?;
+    for (version, description) in unknown {
+        tracing::warn!(
+            version,
+            description,
+            "the database has a migration this binary does not know (a newer release's); ignoring it"
+        );
+    }
     Ok(())
 }
 
-/// Ready when the database answers and every migration this binary knows is applied.
+/// Ready when the database answers and every migration this binary knows is applied (newer
+/// ones it does not know may be applied too).
 pub async fn is_ready(pool: &PgPool) -> bool {
-    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Result<(Option<i64>,), _> =
-        sqlx::query_as("SELECT max(version) FROM _sqlx_migrations WHERE success")
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let applied: Result<(i64,), _> =
+        sqlx::query_as("SELECT count(*) FROM _sqlx_migrations WHERE success AND version = ANY($1)")
+            .bind(&known)
             .fetch_one(pool)
             .await;
-    matches!(applied, Ok((Some(version),)) if version >= latest)
+    matches!(applied, Ok((count,)) if count == known.len() as i64)
 }

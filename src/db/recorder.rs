@@ -10,26 +10,78 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::events::{self, Recorded};
 use crate::stripe::types::Event;
+
+/// How much longer than the server's `statement_timeout` creditd waits for an answer.
+const STATEMENT_GRACE: Duration = Duration::from_millis(500);
 
 pub struct EventRecorder {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
     slots: Semaphore,
+    connections: usize,
     acquire_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+/// How busy the recorder is, for the saturation gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderUsage {
+    pub max: usize,
+    pub in_use: usize,
+    pub idle: usize,
 }
 
 impl EventRecorder {
-    pub fn new(options: PgConnectOptions, connections: usize, acquire_timeout: Duration) -> Self {
+    /// Every connection runs with PostgreSQL's `statement_timeout` set to `statement_timeout`.
+    pub fn new(
+        options: PgConnectOptions,
+        connections: usize,
+        acquire_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Self {
+        let options = options.options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        )]);
         EventRecorder {
             options,
             idle: Mutex::new(Vec::new()),
             slots: Semaphore::new(connections),
+            connections,
             acquire_timeout,
+            statement_timeout,
         }
+    }
+
+    pub fn usage(&self) -> RecorderUsage {
+        let in_use = self.connections - self.slots.available_permits();
+        let idle = self.idle.lock().map(|idle| idle.len()).unwrap_or(0);
+        RecorderUsage {
+            max: self.connections,
+            in_use,
+            idle,
+        }
+    }
+
+    /// Whether an event could be recorded now: a slot and a connection within the acquire
+    /// timeout, and a trivial statement within the statement timeout. Readiness uses it, so a
+    /// replica whose webhook path cannot record stops getting traffic.
+    pub async fn check(&self) -> bool {
+        let Ok((_slot, mut connection)) = self.take().await else {
+            return false;
+        };
+        let ok = self
+            .bounded(sqlx::query("SELECT 1").execute(&mut connection))
+            .await
+            .is_ok();
+        if ok {
+            self.give_back(connection);
+        }
+        ok
     }
 
     /// Records the event (see [`events::record`]). Waiting for a connection is bounded, so an
@@ -40,8 +92,19 @@ impl EventRecorder {
         raw: &RawValue,
         source: &str,
     ) -> sqlx::Result<Recorded> {
+        let (_slot, mut connection) = self.take().await?;
+        let recorded = self
+            .bounded(events::record(&mut connection, event, raw, source))
+            .await?;
+        // Only a connection whose statement succeeded goes back; a failed one is dropped.
+        self.give_back(connection);
+        Ok(recorded)
+    }
+
+    /// A slot and a connection, within the acquire timeout.
+    async fn take(&self) -> sqlx::Result<(SemaphorePermit<'_>, PgConnection)> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
-        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+        let slot = tokio::time::timeout_at(deadline, self.slots.acquire())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .expect("the semaphore is never closed");
@@ -50,19 +113,32 @@ impl EventRecorder {
             .lock()
             .expect("no panics while holding the lock")
             .pop();
-        let mut connection = match idle {
+        let connection = match idle {
             Some(connection) => connection,
             None => tokio::time::timeout_at(deadline, self.options.connect())
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)??,
         };
-        let recorded = events::record(&mut connection, event, raw, source).await?;
-        // Only a connection whose statement succeeded goes back; a failed one is dropped.
+        Ok((slot, connection))
+    }
+
+    /// One statement, bounded here too: PostgreSQL's `statement_timeout` cannot reach a
+    /// connection that no longer answers at all (half-open), so a moment after it the statement
+    /// is abandoned and its connection dropped by the caller.
+    async fn bounded<T>(
+        &self,
+        statement: impl std::future::Future<Output = sqlx::Result<T>>,
+    ) -> sqlx::Result<T> {
+        tokio::time::timeout(self.statement_timeout + STATEMENT_GRACE, statement)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    fn give_back(&self, connection: PgConnection) {
         self.idle
             .lock()
             .expect("no panics while holding the lock")
             .push(connection);
-        Ok(recorded)
     }
 
     /// Closes the idle connections, for a clean shutdown.

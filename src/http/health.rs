@@ -11,6 +11,10 @@ use crate::app::AppState;
 use crate::db;
 use crate::http::schemas;
 
+/// Longest a readiness check waits for the database; a stalled database is not ready. Below the
+/// readiness probe's 2 s timeout, so the answer is ours rather than the kubelet's give-up.
+const READY_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -34,12 +38,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             axum::Json(json!({"status": "shutting_down"})),
         );
     }
-    if db::is_ready(&state.services.db).await {
+    // Both connection sets: the pool serves the API and workers, the recorder the webhook. A
+    // replica whose webhook path cannot record must not receive webhooks.
+    let services = &state.services;
+    let limit = READY_CHECK_LIMIT;
+    let checks = async { tokio::join!(db::is_ready(&services.db), services.recorder.check()) };
+    if let Ok((true, true)) = tokio::time::timeout(limit, checks).await {
         (StatusCode::OK, axum::Json(json!({"status": "ready"})))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "database unavailable or migrations pending"})),
+            axum::Json(
+                json!({"status": "database unavailable, webhook recording unavailable, or migrations pending"}),
+            ),
         )
     }
 }
@@ -48,11 +59,28 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let metrics = &state.services.metrics;
-    match db::purchases::gauges(&state.services.db).await {
+    let services = &state.services;
+    let metrics = &services.metrics;
+    let gauges = async {
+        let by_status = db::status_counts::by_status(&services.db).await?;
+        let oldest = db::status_counts::oldest_paid_ungranted_secs(&services.db).await?;
+        Ok::<_, sqlx::Error>((by_status, oldest))
+    };
+    match gauges.await {
         Ok((by_status, oldest)) => metrics.set_purchase_gauges(&by_status, oldest),
         Err(error) => tracing::warn!(%error, "could not read purchase gauges"),
     }
+    let pool = &services.db;
+    let idle = pool.num_idle();
+    let max = pool.options().get_max_connections() as usize;
+    metrics.set_db_connections(
+        "pool",
+        (pool.size() as usize).saturating_sub(idle),
+        idle,
+        max,
+    );
+    let recorder = services.recorder.usage();
+    metrics.set_db_connections("recorder", recorder.in_use, recorder.idle, recorder.max);
     (
         [(
             header::CONTENT_TYPE,
