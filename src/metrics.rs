@@ -28,6 +28,8 @@ struct Inner {
     stripe_rate_limit_waits: Counter,
     worker_claims: Counter,
     worker_lease_expiries: Counter,
+    worker_panics: Counter,
+    db_connections: Family<Labels, Gauge>,
     catch_up: Family<Labels, Counter>,
 }
 
@@ -104,6 +106,18 @@ impl Metrics {
             "Purchases taken over after another worker's lease expired",
             worker_lease_expiries.clone(),
         );
+        let worker_panics = Counter::default();
+        registry.register(
+            "worker_panics",
+            "Purchase attempts that panicked (caught; the purchase is retried)",
+            worker_panics.clone(),
+        );
+        let db_connections = Family::<Labels, Gauge>::default();
+        registry.register(
+            "db_connections",
+            "Database connections of this process by pool (pool, recorder) and state (in_use, idle, max)",
+            db_connections.clone(),
+        );
         let catch_up = Family::<Labels, Counter>::default();
         registry.register(
             "catch_up",
@@ -123,6 +137,8 @@ impl Metrics {
                 stripe_rate_limit_waits,
                 worker_claims,
                 worker_lease_expiries,
+                worker_panics,
+                db_connections,
                 catch_up,
             }),
         }
@@ -174,6 +190,23 @@ impl Metrics {
     pub fn worker_claims(&self, claimed: u64, taken_over: u64) {
         self.inner.worker_claims.inc_by(claimed);
         self.inner.worker_lease_expiries.inc_by(taken_over);
+    }
+
+    pub fn worker_panic(&self) {
+        self.inner.worker_panics.inc();
+    }
+
+    /// Connection usage of one of the process's two connection sets (`pool`, `recorder`).
+    pub fn set_db_connections(&self, pool: &'static str, in_use: usize, idle: usize, max: usize) {
+        for (state, value) in [("in_use", in_use), ("idle", idle), ("max", max)] {
+            self.inner
+                .db_connections
+                .get_or_create(&vec![
+                    ("pool", pool.to_owned()),
+                    ("state", state.to_owned()),
+                ])
+                .set(value as i64);
+        }
     }
 
     /// Sets the database-derived gauges just before a scrape.

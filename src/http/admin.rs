@@ -17,6 +17,12 @@ use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
 use crate::http::schemas;
+use crate::ids::{self, IdKind};
+
+/// Rejects a malformed path id before anything (a lookup, an audit row, a Stripe call) happens.
+fn check_id(field: &str, kind: IdKind, value: &str) -> ApiResult<()> {
+    ids::check(kind, value).map_err(|message| ApiError::invalid_field(field, message))
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -76,6 +82,7 @@ async fn show_resync(
     Path(id): Path<String>,
     Query(query): Query<OutcomeQuery>,
 ) -> ApiResult<axum::Json<Value>> {
+    check_id("id", IdKind::Resync, &id)?;
     let db = &state.services.db;
     let resync = db::admin::find_resync(db, &id)
         .await?
@@ -132,11 +139,13 @@ async fn list_events(
     params(("event_id" = String, Path, description = "Stripe event id (evt_...)")),
     responses((status = 200, description = "{event_id, outcome, purchase_id}", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
         (status = 404, description = "Neither creditd nor Stripe knows the event", body = schemas::ErrorResponse),
+        (status = 422, description = "Not an event id (evt_...)", body = schemas::ErrorResponse),
         (status = 503, description = "Stripe or the database unavailable", body = schemas::ErrorResponse)))]
 async fn replay_event(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> ApiResult<Reply> {
+    check_id("event_id", IdKind::Event, &event_id)?;
     let services = &state.services;
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(services, &event_id).await;
@@ -183,6 +192,7 @@ async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
+    check_id("id", IdKind::Purchase, &id)?;
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)
         .await?
@@ -209,6 +219,7 @@ async fn retry_purchase(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Reply> {
+    check_id("id", IdKind::Purchase, &id)?;
     let value = json_body(&body)?;
     let force = match value.get("force") {
         None | Some(Value::Null) => false,
