@@ -76,7 +76,8 @@ struct OutcomeQuery {
 #[utoipa::path(get, path = "/admin/resync/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Re-sync id (rsy_...)"), ("outcomes_limit" = Option<i64>, Query, description = "Most per-event outcomes to return")),
     responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such re-sync", body = schemas::ErrorResponse)))]
+        (status = 404, description = "No such re-sync", body = schemas::ErrorResponse),
+        (status = 422, description = "Not a re-sync id (rsy_...)", body = schemas::ErrorResponse)))]
 async fn show_resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -187,7 +188,8 @@ async fn list_admin_purchases(
 #[utoipa::path(get, path = "/admin/purchases/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Purchase id (pur_...)")),
     responses((status = 200, description = "The purchase, its status history, events, Stripe calls and grant", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such purchase", body = schemas::ErrorResponse)))]
+        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
+        (status = 422, description = "Not a purchase id (pur_...)", body = schemas::ErrorResponse)))]
 async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -213,7 +215,8 @@ async fn explain_purchase(
     request_body(content = Object, description = "Optional {\"force\": true} to retry a rejected purchase"),
     responses((status = 200, description = "Sent back to the workers", body = schemas::Purchase), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
         (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
-        (status = 409, description = "Not failed (or rejected without force)", body = schemas::ErrorResponse)))]
+        (status = 409, description = "Not failed (or rejected without force)", body = schemas::ErrorResponse),
+        (status = 422, description = "Not a purchase id (pur_...), or `force` not a boolean", body = schemas::ErrorResponse)))]
 async fn retry_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
