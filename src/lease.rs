@@ -36,16 +36,8 @@ where
 {
     let work = attempt(services.clone(), purchase.clone(), owner.to_owned());
     // Aborted with this future: a worker cut off at the end of the drain stops its attempt too.
-    let mut task = AbortOnDropHandle::new(tokio::spawn(reach::track(work)));
-    let heartbeat = heartbeat(services, &purchase.id, owner);
-    tokio::pin!(heartbeat);
-    let mut beating = true;
-    let joined = loop {
-        tokio::select! {
-            joined = &mut task => break joined,
-            () = &mut heartbeat, if beating => beating = false,
-        }
-    };
+    let task = AbortOnDropHandle::new(tokio::spawn(reach::track(work)));
+    let joined = with_heartbeat(services, &purchase.id, owner, task).await;
     match joined {
         Ok((outcome, true)) => outcome,
         Ok((outcome, false)) => {
@@ -75,6 +67,27 @@ where
             }
         }
         Err(_) => None,
+    }
+}
+
+/// Runs `work` while renewing the lease `owner` holds on the purchase; for work on a claimed
+/// purchase that runs in place, such as the funding a `POST /v1/purchases` does while the client
+/// waits. If `work` is dropped (the request timed out), the renewals stop with it.
+pub async fn with_heartbeat<F: Future>(
+    services: &Services,
+    purchase_id: &str,
+    owner: &str,
+    work: F,
+) -> F::Output {
+    let heartbeat = heartbeat(services, purchase_id, owner);
+    tokio::pin!(heartbeat);
+    tokio::pin!(work);
+    let mut beating = true;
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            () = &mut heartbeat, if beating => beating = false,
+        }
     }
 }
 

@@ -114,7 +114,9 @@ async fn fund_now(state: &AppState, purchase: &Purchase) -> ApiResult<Reply> {
     else {
         return Ok(reply(StatusCode::ACCEPTED, purchase));
     };
-    let outcome = funding::advance(&state.services, &claimed, &owner).await.map_err(|error| {
+    let funding = funding::advance(&state.services, &claimed, &owner);
+    let funded = crate::lease::with_heartbeat(&state.services, &claimed.id, &owner, funding).await;
+    let outcome = funded.map_err(|error| {
         tracing::error!(purchase_id = %purchase.id, error = format!("{error:#}"), "funding aborted");
         ApiError::unavailable()
     })?;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod form;
 pub mod rate_limit;
 pub mod reach;
+pub mod retry;
 pub mod signature;
 pub mod types;
 

@@ -8,6 +8,7 @@ use creditd::fulfilment::Outcome;
 use reqwest::StatusCode;
 
 use crate::harness::stripe_proxy::{Answer, StripeProxy};
+use crate::harness::tcp_proxy::TcpProxy;
 use crate::harness::{API_TOKEN, TestApp, wait_for_purchase_status};
 
 /// `Retry-After: 1e20` overflowed `Duration::from_secs_f64` and killed the worker for good.
@@ -192,4 +193,56 @@ async fn a_flood_of_balance_reads_never_starves_grants() {
         .filter(|r| r.status == 429)
         .count();
     assert_eq!(limited, 0, "creditd stayed under Stripe's rate limit");
+}
+
+/// Stripe refuses connections for far more attempts than FULFILMENT_MAX_ATTEMPTS allows: none of
+/// them reached Stripe, so none counts, and the purchase is granted once Stripe is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_never_reach_stripe_do_not_use_up_the_purchase() {
+    let port = crate::harness::process::free_port();
+    let app = TestApp::spawn_with(|config| {
+        config.stripe.stripe_api_base = format!("http://127.0.0.1:{port}").parse().unwrap();
+    })
+    .await;
+    let max_attempts = app.services.policy.max_attempts as i64;
+    let (purchase, invoice) = app.purchase_for_new_invoice(600).await;
+    let id = purchase["id"].as_str().unwrap().to_owned();
+    app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
+
+    let refused_attempts = || async {
+        // One recorded call per attempt: each tried GET /v1/invoices/{id} and was refused.
+        let (calls,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM stripe_calls WHERE purchase_id = $1 AND http_status IS NULL",
+        )
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        calls
+    };
+    crate::harness::eventually("twice as many refused attempts as are allowed", || async {
+        refused_attempts().await > 2 * max_attempts
+    })
+    .await;
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM purchases WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(status, "granting");
+    assert!(
+        attempts <= 1,
+        "only an attempt in flight is counted: {attempts}"
+    );
+
+    let fake: std::net::SocketAddr = app
+        .stripe
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let _stripe_is_back = TcpProxy::start_on(port, fake).await;
+    wait_for_purchase_status(&app.db, &id, "granted").await;
+    assert_eq!(app.stripe.grants().len(), 1);
 }

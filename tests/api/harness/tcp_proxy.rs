@@ -14,7 +14,12 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub async fn start(target: SocketAddr) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0, target).await
+    }
+
+    /// Listens on a chosen local port, e.g. one creditd was told about while nothing listened.
+    pub async fn start_on(port: u16, target: SocketAddr) -> TcpProxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let frozen = watch::Sender::new(false);
         let gate = frozen.subscribe();
