@@ -162,3 +162,62 @@ async fn readiness_accepts_newer_migrations() {
         .status();
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The pool is healthy but the webhook path cannot record (its only connection waits on a row
+/// lock): readiness fails, so the load balancer stops sending webhooks to this replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_recorder_is_pinned_even_with_a_healthy_pool() {
+    let app = TestApp::spawn_with(|config| {
+        config.database.database_event_connections = 1;
+        config.database.database_acquire_timeout_ms = 500;
+        config.database.database_statement_timeout_ms = 30_000;
+    })
+    .await;
+    let (purchase, invoice) = app.purchase_for_new_invoice(500).await;
+    let id = purchase["id"].as_str().unwrap();
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM purchases WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // The webhook's statement waits for that row lock on the recorder's only connection.
+    let webhook = tokio::spawn({
+        let (http, url) = (app.http.clone(), app.url("/webhooks/stripe"));
+        let body = serde_json::to_vec(&invoice_paid_event(&invoice)).unwrap();
+        async move {
+            let now = chrono::Utc::now().timestamp();
+            let signature = crate::fake_stripe::sign_payload(WEBHOOK_SECRET, now, &body);
+            let response = http
+                .post(url)
+                .header("Stripe-Signature", signature)
+                .body(body);
+            response.send().await.unwrap().status()
+        }
+    });
+    let readyz = || async {
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    crate::harness::eventually("readiness fails while the recorder is pinned", || async {
+        readyz().await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let (status, _) = app
+        .api(
+            reqwest::Method::GET,
+            &format!("/v1/purchases/{id}"),
+            None,
+            Some(API_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the pool still serves the API");
+
+    lock.rollback().await.unwrap();
+    assert_eq!(webhook.await.unwrap(), StatusCode::OK);
+    crate::harness::eventually("ready again", || async { readyz().await == StatusCode::OK }).await;
+}

@@ -1,5 +1,6 @@
 //! Short leases with a heartbeat: a SIGKILLed process's purchase is resumed within 30 s with
-//! the default settings, and a stopping process gives back what it holds.
+//! the default settings, a running attempt keeps its lease however long it takes, and a stopping
+//! process gives back what it holds.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use serde_json::json;
 use crate::fake_stripe::FakeStripe;
 use crate::harness::process::CreditdProcess;
 use crate::harness::{
-    API_TOKEN, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
+    API_TOKEN, TestApp, WEBHOOK_SECRET, eventually, fresh_database, json_response,
+    wait_for_purchase_status,
 };
 
 /// The harness shortens leases and Stripe timeouts for speed; these restore creditd's defaults.
@@ -124,4 +126,69 @@ async fn a_graceful_shutdown_releases_the_purchases_it_holds() {
     wait_for_purchase_status(&db, &purchase_id, "granted").await;
     assert_eq!(stripe.grants().len(), 1);
     second.kill().await;
+}
+
+/// An attempt that outlasts its lease keeps the purchase: the heartbeat renews the lease, so no
+/// other worker can take it over while the attempt is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_a_long_attempt_s_lease() {
+    let app = TestApp::spawn().await;
+    let (purchase, _) = app.purchase_for_new_invoice(700).await;
+    let id = purchase["id"].as_str().unwrap().to_owned();
+    // Due only in an hour, so the app's own workers leave it to this test.
+    sqlx::query(
+        "UPDATE purchases SET status = 'granting', paid_at = now(),
+                next_attempt_at = now() + interval '1 hour' WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let lease = app.services.policy.lease;
+    let claimed = creditd::db::purchases::claim_one(&app.db, &id, "long-attempt", lease)
+        .await
+        .unwrap()
+        .expect("claimed");
+    let (first_expiry,): (chrono::DateTime<chrono::Utc>,) =
+        sqlx::query_as("SELECT lease_expires_at FROM purchases WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+
+    // The attempt: runs until the test has seen its first lease run out, and longer.
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let services = app.services.clone();
+    let attempt = tokio::spawn(async move {
+        creditd::lease::with_heartbeat(&services, &claimed.id, "long-attempt", finished).await
+    });
+    eventually(
+        "the first lease has run out by the database's clock",
+        || async {
+            let (passed,): (bool,) = sqlx::query_as("SELECT now() > $1 + interval '1 second'")
+                .bind(first_expiry)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+            passed
+        },
+    )
+    .await;
+    let intruder = creditd::db::purchases::claim_one(&app.db, &id, "intruder", lease)
+        .await
+        .unwrap();
+    assert!(
+        intruder.is_none(),
+        "another worker took over a running attempt"
+    );
+    let (owner,): (Option<String>,) = sqlx::query_as(
+        "SELECT lease_owner FROM purchases WHERE id = $1 AND lease_expires_at > now()",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(owner.as_deref(), Some("long-attempt"));
+    finish.send(()).unwrap();
+    attempt.await.unwrap().unwrap();
 }
