@@ -3,24 +3,27 @@
 
 use sqlx::PgExecutor;
 
-/// Folds the delta rows into one row per status and returns the counts, in one statement.
+/// Folds the delta rows into one row per status, so the table stays a handful of rows.
 ///
-/// Rows committed after the statement's snapshot are neither deleted nor counted, and are
-/// folded by the next scrape. Two replicas folding at once cannot count a row twice: the second
-/// waits on the first's row locks and then skips the rows it deleted.
-pub const FOLD_AND_COUNT: &str = r#"
+/// Rows committed after the statement's snapshot are neither deleted nor folded; the next
+/// scrape folds them. Two replicas folding at once cannot count a row twice: the second waits
+/// on the first's row locks and then skips the rows it deleted.
+pub const FOLD: &str = r#"
 WITH moved AS (
     DELETE FROM purchase_status_deltas RETURNING status, delta
-), folded AS (
-    INSERT INTO purchase_status_deltas (status, delta)
-    SELECT status, sum(delta) FROM moved GROUP BY status HAVING sum(delta) <> 0
-    RETURNING status, delta
 )
-SELECT status, delta FROM folded
+INSERT INTO purchase_status_deltas (status, delta)
+SELECT status, sum(delta) FROM moved GROUP BY status HAVING sum(delta) <> 0
 "#;
 
-pub async fn by_status(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as(FOLD_AND_COUNT).fetch_all(db).await
+/// Purchases per status: fold, then sum what is there. The sum is a statement of its own, with
+/// a snapshot taken after the fold (and after any concurrent fold it waited for) committed; a
+/// sum inside the folding statement would only see the rows that statement itself deleted.
+pub async fn by_status(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query(FOLD).execute(db).await?;
+    sqlx::query_as("SELECT status, sum(delta)::bigint FROM purchase_status_deltas GROUP BY status")
+        .fetch_all(db)
+        .await
 }
 
 /// Age of the oldest purchase paid but not granted, in seconds; 0 when none. Reads only the

@@ -132,3 +132,30 @@ async fn the_status_gauge_matches_the_table_without_grouping_it() {
         "{metrics}"
     );
 }
+
+/// Scrapes from two replicas at once each see the whole count, whichever of them folds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_on_two_replicas_all_see_the_whole_count() {
+    const PURCHASES: usize = 12;
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    for i in 0..PURCHASES {
+        app.purchase_for_new_invoice(100 + i as i64).await;
+    }
+    let mut scrapes = Vec::new();
+    for round in 0..16 {
+        let (http, url) = if round % 2 == 0 {
+            (app.http.clone(), app.url("/metrics"))
+        } else {
+            (replica.http.clone(), replica.url("/metrics"))
+        };
+        scrapes.push(tokio::spawn(async move {
+            http.get(url).send().await.unwrap().text().await.unwrap()
+        }));
+    }
+    let expected = format!("creditd_purchases{{status=\"awaiting_payment\"}} {PURCHASES}");
+    for scrape in scrapes {
+        let metrics = scrape.await.unwrap();
+        assert!(metrics.contains(&expected), "{metrics}");
+    }
+}
