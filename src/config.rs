@@ -137,6 +137,11 @@ pub struct ServeConfig {
     /// Longest delay between purchase retries, in seconds.
     #[arg(long, env = "FULFILMENT_RETRY_MAX_SECS", default_value_t = 1_800)]
     pub fulfilment_retry_max_secs: u64,
+    /// After Stripe stored a 500 for a grant or invoice request, how long after it creditd must
+    /// still find nothing (on its second look) before it writes again under a new key, in
+    /// seconds. Covers the lag of Stripe's lists behind a create.
+    #[arg(long, env = "UNKNOWN_OUTCOME_SETTLE_SECS", default_value_t = 60)]
+    pub unknown_outcome_settle_secs: u64,
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,

@@ -28,8 +28,11 @@ const CREDIT_FIELDS: &[&str] = &[
     "priority",
     "effective_at",
     "expires_at",
+    "expires_after_days",
     "applicability",
 ];
+/// Ten years: Stripe grants have no longer horizon that makes sense for prepaid usage.
+const MAX_EXPIRES_AFTER_DAYS: i64 = 3_650;
 /// Stripe's largest amount for most currencies is eight digits; twelve leaves room and stops typos.
 const MAX_AMOUNT: i64 = 999_999_999_999;
 const DEFAULT_CREDIT_NAME: &str = "Prepaid usage credits";
@@ -257,6 +260,24 @@ fn credit(
             ));
         }
     }
+    let expires_after_days = integer(
+        object.get("expires_after_days"),
+        "credit.expires_after_days",
+    )?;
+    if let Some(days) = expires_after_days {
+        if !(1..=MAX_EXPIRES_AFTER_DAYS).contains(&days) {
+            return Err(invalid(
+                "credit.expires_after_days",
+                format!("must be between 1 and {MAX_EXPIRES_AFTER_DAYS}"),
+            ));
+        }
+        if expires_at.is_some() {
+            return Err(invalid(
+                "credit.expires_after_days",
+                "cannot be combined with credit.expires_at",
+            ));
+        }
+    }
     let applicability = applicability(object.get("applicability"))?;
     Ok(CreditSpec {
         value,
@@ -266,6 +287,7 @@ fn credit(
         priority,
         effective_at,
         expires_at,
+        expires_after_days,
         applicability,
     })
 }
