@@ -119,7 +119,8 @@ pub struct ServeConfig {
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub webhook_max_body_bytes: usize,
-    /// Fulfilment workers in this process.
+    /// Fulfilment workers in this process. 0 makes a replica that only records webhooks and
+    /// serves the API, leaving grants to replicas that have workers.
     #[arg(long, env = "WORKER_COUNT", default_value_t = 4)]
     pub worker_count: usize,
     /// How often idle workers look for due work that another replica scheduled, in milliseconds.
@@ -171,9 +172,6 @@ impl ServeConfig {
         }
         if self.api_token.expose() == self.admin_token.expose() {
             return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
-        }
-        if self.worker_count == 0 {
-            return Err("WORKER_COUNT must be at least 1".into());
         }
         if self.fulfilment_max_attempts < 1 {
             return Err("FULFILMENT_MAX_ATTEMPTS must be at least 1".into());

@@ -100,6 +100,18 @@ pub async fn gauges(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<(Vec<(String
     Ok((by_status, oldest.0.unwrap_or(0.0) as i64))
 }
 
+/// Purchases whose invoice was paid but that hold no grant and will not get one without an
+/// operator: `rejected`, or `failed` after the payment. Served by a partial index.
+pub async fn paid_without_credits(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM purchases
+         WHERE paid_at IS NOT NULL AND status IN ('failed', 'rejected')",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(count)
+}
+
 /// A page of purchases, newest first. None when `starting_after` names no purchase.
 pub async fn list(
     db: impl PgExecutor<'_> + Copy,

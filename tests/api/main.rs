@@ -12,6 +12,7 @@ mod admin_sweeper;
 mod crash;
 mod exactly_once;
 mod funding;
+mod lifecycle;
 mod openapi;
 mod operations;
 mod purchases;
