@@ -13,6 +13,7 @@ mod crash;
 mod exactly_once;
 mod funding;
 mod lifecycle;
+mod model;
 mod openapi;
 mod operations;
 mod purchases;
