@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::{Applicability, CreditSpec, Funding};
+use crate::ids::{CustomerId, InvoiceId};
 use crate::money::Currency;
 
 /// Metadata keys creditd writes itself; clients may not set them.
@@ -54,11 +55,11 @@ fn invalid(field: &str, message: impl Into<String>) -> FieldError {
 /// A validated request to buy credits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPurchase {
-    pub customer: String,
+    pub customer: CustomerId,
     pub amount: i64,
     pub currency: Currency,
     /// None: creditd creates and finalizes the invoice itself.
-    pub invoice_id: Option<String>,
+    pub invoice_id: Option<InvoiceId>,
     pub credit: CreditSpec,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
@@ -106,26 +107,21 @@ fn reject_unknown(
     }
 }
 
-fn stripe_id(
+/// A typed Stripe id, checked by the id type itself.
+fn stripe_id<T: std::str::FromStr>(
     object: &Map<String, Value>,
     field: &str,
     prefix: &str,
-) -> Result<Option<String>, FieldError> {
+) -> Result<Option<T>, FieldError> {
     let Some(value) = optional_string(object.get(field), field, 255)? else {
         return Ok(None);
     };
-    let well_formed = value.len() > prefix.len()
-        && value.starts_with(prefix)
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !well_formed {
-        return Err(invalid(
+    value.parse().map(Some).map_err(|_| {
+        invalid(
             field,
             format!("must be a Stripe id starting with '{prefix}'"),
-        ));
-    }
-    Ok(Some(value))
+        )
+    })
 }
 
 fn optional_string(
