@@ -295,3 +295,32 @@ async fn an_admin_retry_adopts_an_invoice_that_stripe_already_finalized() {
     assert_eq!(app.stripe.invoice_items().len(), 1, "no second line");
     assert_eq!(app.stripe.grants().len(), 1);
 }
+
+#[tokio::test]
+async fn a_resync_by_invoices_finds_an_old_invoice_paid_inside_the_window() {
+    let app = TestApp::spawn_without_workers().await;
+    app.stripe.set_webhook_delivery(false);
+    let (purchase, invoice) = app.purchase_for_new_invoice(1800).await;
+    let invoice_id = invoice["id"].as_str().unwrap();
+    let ten_days_ago = chrono::Utc::now().timestamp() - 10 * 86_400;
+    {
+        // The invoice was created long before the window; only its payment falls inside it.
+        let mut stripe = app.stripe.lock();
+        let stored = stripe
+            .invoices
+            .iter_mut()
+            .find(|i| i.id() == invoice_id)
+            .unwrap();
+        stored.json["created"] = json!(ten_days_ago);
+    }
+    app.stripe.pay_invoice(invoice_id);
+    let since = chrono::Utc::now().timestamp() - 86_400;
+    let id = crate::admin_resync::start_resync(&app, json!({"since": since, "source": "invoices"}))
+        .await;
+    let done = crate::admin_resync::wait_for_resync(&app, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    app.drain().await;
+    let purchase_id = purchase["id"].as_str().unwrap();
+    assert_eq!(app.get_purchase(purchase_id).await["status"], "granted");
+    assert_eq!(app.stripe.grants().len(), 1);
+}
