@@ -2,6 +2,7 @@
 //! can be observed failing (validation, idempotency, faults, pauses, events, balances, webhooks).
 
 mod invoice_life;
+mod lists;
 
 use crate::fake_stripe::{
     FakeStripe, Fault, FaultKind, SPEC_PATH, TestClient, TestResponse, sign_payload,
