@@ -300,19 +300,17 @@ async fn an_admin_retry_adopts_an_invoice_that_stripe_already_finalized() {
 async fn a_resync_by_invoices_finds_an_old_invoice_paid_inside_the_window() {
     let app = TestApp::spawn_without_workers().await;
     app.stripe.set_webhook_delivery(false);
-    let (purchase, invoice) = app.purchase_for_new_invoice(1800).await;
+    // The invoice was created long before the window; only its payment falls inside it.
+    let customer = app.stripe.create_customer();
+    let ten_days = std::time::Duration::from_secs(10 * 86_400);
+    let invoice = app
+        .stripe
+        .create_open_invoice_created_ago(&customer, 1800, "usd", &[], ten_days);
     let invoice_id = invoice["id"].as_str().unwrap();
-    let ten_days_ago = chrono::Utc::now().timestamp() - 10 * 86_400;
-    {
-        // The invoice was created long before the window; only its payment falls inside it.
-        let mut stripe = app.stripe.lock();
-        let stored = stripe
-            .invoices
-            .iter_mut()
-            .find(|i| i.id() == invoice_id)
-            .unwrap();
-        stored.json["created"] = json!(ten_days_ago);
-    }
+    let body =
+        json!({"customer": customer, "amount": 1800, "currency": "usd", "invoice_id": invoice_id});
+    let (status, purchase) = app.post_purchase(&body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{purchase}");
     app.stripe.pay_invoice(invoice_id);
     let since = chrono::Utc::now().timestamp() - 86_400;
     let id = crate::admin_resync::start_resync(&app, json!({"since": since, "source": "invoices"}))

@@ -17,4 +17,5 @@ mod model;
 mod openapi;
 mod operations;
 mod purchases;
+mod settlement;
 mod webhooks;
