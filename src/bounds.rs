@@ -115,7 +115,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), String> {
         config.webhook_max_body_bytes,
         262_144..=8_388_608,
     )?;
-    within("WORKER_COUNT", config.worker_count, 1..=64)?;
+    within("WORKER_COUNT", config.worker_count, 0..=64)?;
     within(
         "WORKER_POLL_INTERVAL_MS",
         config.worker_poll_interval_ms,
@@ -143,6 +143,11 @@ pub fn serve(config: &ServeConfig) -> Result<(), String> {
             config.fulfilment_retry_base_ms, config.fulfilment_retry_max_secs
         ));
     }
+    within(
+        "UNKNOWN_OUTCOME_SETTLE_SECS",
+        config.unknown_outcome_settle_secs,
+        1..=3600,
+    )?;
     within("SHUTDOWN_DRAIN_SECS", config.shutdown_drain_secs, 1..=600)?;
     within(
         "SWEEPER_INTERVAL_SECS",

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::attempt::{Attempt, AttemptOutcome};
 use crate::db;
-use crate::fulfilment::{self, Outcome};
 use crate::purchase::Purchase;
 use crate::services::Services;
 use crate::stripe::reach;
@@ -29,10 +29,10 @@ pub async fn run_held<F, Fut>(
     purchase: &Purchase,
     owner: &str,
     attempt: F,
-) -> Option<Outcome>
+) -> Option<AttemptOutcome>
 where
     F: FnOnce(Services, Purchase, String) -> Fut,
-    Fut: Future<Output = Option<Outcome>> + Send + 'static,
+    Fut: Future<Output = Option<AttemptOutcome>> + Send + 'static,
 {
     let work = attempt(services.clone(), purchase.clone(), owner.to_owned());
     // Aborted with this future: a worker cut off at the end of the drain stops its attempt too.
@@ -57,7 +57,12 @@ where
             services.metrics.worker_panic();
             tracing::error!(purchase_id = %purchase.id, panic = %message, "purchase attempt panicked; retrying later");
             let reason = format!("attempt panicked: {message}");
-            match fulfilment::retry(services, purchase, owner, reason, false).await {
+            let attempt = Attempt {
+                services,
+                purchase,
+                owner,
+            };
+            match attempt.retry(reason).await {
                 Ok(outcome) => Some(outcome),
                 Err(error) => {
                     // The lease runs out and another attempt starts over.

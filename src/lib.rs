@@ -8,6 +8,8 @@
 pub mod admin;
 /// The application: state, build, run and drain.
 pub mod app;
+/// One worker attempt: logged Stripe calls and the ways it ends.
+pub mod attempt;
 /// The range of every numeric setting.
 pub mod bounds;
 /// Every setting, from environment or flags.
@@ -22,7 +24,7 @@ pub mod fulfilment;
 pub mod funding;
 /// HTTP routers.
 pub mod http;
-/// Ids from outside, checked first.
+/// Typed ids that check their prefix.
 pub mod ids;
 /// The pipeline every Stripe event enters by.
 pub mod ingest;

@@ -37,6 +37,7 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
             max_attempts: 10,
             base_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(1800),
+            unknown_outcome_settle: Duration::from_secs(60),
         },
         livemode: config.stripe.livemode(),
         wake: Arc::new(Notify::new()),
@@ -115,8 +116,7 @@ pub fn summary(r: &Resync) -> String {
 
 /// Replays one event and prints the outcome as JSON.
 pub async fn replay(config: &AdminCliConfig, event_id: &str) -> anyhow::Result<()> {
-    crate::ids::check(crate::ids::IdKind::Event, event_id)
-        .map_err(|message| anyhow::anyhow!("event id {message}"))?;
+    crate::ids::EventId::parse(event_id).map_err(|error| anyhow::anyhow!("event id {error}"))?;
     let services = services(config).await?;
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(&services, event_id).await;
@@ -127,7 +127,7 @@ pub async fn replay(config: &AdminCliConfig, event_id: &str) -> anyhow::Result<(
     audit::record(&services, "event.replay", ACTOR_CLI, &arguments, &recorded).await?;
     let replayed = result?;
     println!("{}", replayed.to_json());
-    if replayed.outcome == "scheduled" {
+    if replayed.outcome == crate::purchase::lifecycle::Outcome::Scheduled {
         println!("the purchase is now due; the running creditd servers' workers create its grant.");
     }
     Ok(())

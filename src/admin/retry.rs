@@ -61,7 +61,7 @@ pub async fn retry(services: &Services, id: &str, force: bool) -> Result<Purchas
             let current = db::purchases::find(&services.db, id)
                 .await?
                 .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
-            Err(RetryError::NotRetryable(current.status))
+            Err(RetryError::NotRetryable(current.status.to_string()))
         }
     }
 }

@@ -4,10 +4,13 @@ pub mod admin;
 pub mod calls;
 pub mod events;
 pub mod leases;
+pub mod lifecycle;
 pub mod purchases;
 pub mod recorder;
 pub mod retention;
 pub mod status_counts;
+pub mod unknown_writes;
+pub mod work;
 
 use std::time::Duration;
 

@@ -17,11 +17,11 @@ use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
 use crate::http::schemas;
-use crate::ids::{self, IdKind};
+use crate::ids::{EventId, InvalidId, PurchaseId, ResyncId};
 
 /// Rejects a malformed path id before anything (a lookup, an audit row, a Stripe call) happens.
-fn check_id(field: &str, kind: IdKind, value: &str) -> ApiResult<()> {
-    ids::check(kind, value).map_err(|message| ApiError::invalid_field(field, message))
+fn check_id<T>(field: &str, parsed: Result<T, InvalidId>) -> ApiResult<T> {
+    parsed.map_err(|error| ApiError::invalid_field(field, error))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -83,7 +83,7 @@ async fn show_resync(
     Path(id): Path<String>,
     Query(query): Query<OutcomeQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    check_id("id", IdKind::Resync, &id)?;
+    check_id("id", ResyncId::parse(&id))?;
     let db = &state.services.db;
     let resync = db::admin::find_resync(db, &id)
         .await?
@@ -146,7 +146,7 @@ async fn replay_event(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> ApiResult<Reply> {
-    check_id("event_id", IdKind::Event, &event_id)?;
+    check_id("event_id", EventId::parse(&event_id))?;
     let services = &state.services;
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(services, &event_id).await;
@@ -194,7 +194,7 @@ async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
-    check_id("id", IdKind::Purchase, &id)?;
+    check_id("id", PurchaseId::parse(&id))?;
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)
         .await?
@@ -222,7 +222,7 @@ async fn retry_purchase(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Reply> {
-    check_id("id", IdKind::Purchase, &id)?;
+    check_id("id", PurchaseId::parse(&id))?;
     let value = json_body(&body)?;
     let force = match value.get("force") {
         None | Some(Value::Null) => false,

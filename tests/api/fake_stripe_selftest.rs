@@ -1,6 +1,9 @@
 //! Tests of the fake Stripe itself, over real HTTP: each checks that a behaviour creditd relies on
 //! can be observed failing (validation, idempotency, faults, pauses, events, balances, webhooks).
 
+mod invoice_life;
+mod lists;
+
 use crate::fake_stripe::{
     FakeStripe, Fault, FaultKind, SPEC_PATH, TestClient, TestResponse, sign_payload,
 };

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use creditd::fulfilment::Outcome;
+use creditd::attempt::AttemptOutcome;
 use reqwest::StatusCode;
 
 use crate::harness::stripe_proxy::{Answer, StripeProxy};
@@ -65,7 +65,7 @@ async fn a_panicking_attempt_is_retried_and_the_workers_keep_granting() {
         .pay_invoice(doomed_invoice["id"].as_str().unwrap());
     let owner = "test-worker-that-panics";
     let lease = app.services.policy.lease;
-    let claimed = creditd::db::purchases::claim_one(&app.db, doomed_id, owner, lease)
+    let claimed = creditd::db::work::claim_one(&app.db, doomed_id, owner, lease)
         .await
         .unwrap()
         .expect("the test claims the purchase");
@@ -76,7 +76,7 @@ async fn a_panicking_attempt_is_retried_and_the_workers_keep_granting() {
     .await;
 
     assert!(
-        matches!(&outcome, Some(Outcome::RetryScheduled(reason)) if reason.contains("injected panic")),
+        matches!(&outcome, Some(AttemptOutcome::RetryScheduled(reason)) if reason.contains("injected panic")),
         "{outcome:?}"
     );
     let (status, error, owner_now, attempts): (String, Option<String>, Option<String>, i32) =

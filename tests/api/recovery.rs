@@ -145,7 +145,7 @@ async fn the_heartbeat_keeps_a_long_attempt_s_lease() {
     .await
     .unwrap();
     let lease = app.services.policy.lease;
-    let claimed = creditd::db::purchases::claim_one(&app.db, &id, "long-attempt", lease)
+    let claimed = creditd::db::work::claim_one(&app.db, &id, "long-attempt", lease)
         .await
         .unwrap()
         .expect("claimed");
@@ -174,7 +174,7 @@ async fn the_heartbeat_keeps_a_long_attempt_s_lease() {
         },
     )
     .await;
-    let intruder = creditd::db::purchases::claim_one(&app.db, &id, "intruder", lease)
+    let intruder = creditd::db::work::claim_one(&app.db, &id, "intruder", lease)
         .await
         .unwrap();
     assert!(

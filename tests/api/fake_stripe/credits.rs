@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::state::{Ctx, State, Stored, find, find_mut, list_page, new_id};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 fn check_customer(st: &State, p: &Value) -> Result<String, ApiError> {
     if p["customer_account"].is_string() {
@@ -93,6 +93,10 @@ pub fn create_grant(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiEr
     });
     let stored = st.stored(grant.clone());
     st.grants.push(stored);
+    if st.grant_list_lag > 0 {
+        let id = grant["id"].as_str().unwrap_or_default().to_string();
+        st.hidden_grants.insert(id, st.grant_list_lag);
+    }
     let stored = st.stored(txn);
     st.txns.push(stored);
     st.emit("billing.credit_grant.created", &grant, ctx);
@@ -105,19 +109,35 @@ pub fn retrieve_grant(st: &State, id: &str) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::not_found("credit grant", id))
 }
 
-pub fn list_grants(st: &State, p: &Value) -> Result<Value, ApiError> {
-    let items: Vec<&Stored> = st
-        .grants
+pub fn list_grants(st: &mut State, p: &Value) -> Result<Value, ApiError> {
+    let State {
+        grants,
+        hidden_grants,
+        ..
+    } = st;
+    let items: Vec<&Stored> = grants
         .iter()
         .filter(|s| p["customer"].is_null() || s.json["customer"] == p["customer"])
+        .filter(|s| !still_hidden(hidden_grants, s.id()))
         .collect();
     list_page(
         items,
-        &st.grants,
+        grants,
         p,
         "/v1/billing/credit_grants",
         "credit grant",
     )
+}
+
+/// A lagging grant uses up one of its hidden looks each time a list would have shown it.
+fn still_hidden(hidden: &mut HashMap<String, u32>, id: &str) -> bool {
+    match hidden.get_mut(id) {
+        Some(looks) if *looks > 0 => {
+            *looks -= 1;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Shared body of update / void / expire: applies `change` to the grant and emits `*.updated`.

@@ -1,4 +1,4 @@
-//! Fault injection, pause hooks and the global rate limit of [`FakeStripe`].
+//! Fault injection, pause hooks, the global rate limit and the lagging grant list of [`FakeStripe`].
 
 use super::FakeStripe;
 use super::control::{self, Fault, FaultKind, PauseHandle, PauseShared, PauseSlot, PauseStage};
@@ -13,6 +13,14 @@ impl FakeStripe {
 
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
+    }
+
+    /// Models Stripe's list lagging behind a create: every grant created from now on is missing
+    /// from `GET /v1/billing/credit_grants` for the next `n_looks` list requests that would have
+    /// included it, then appears. Retrieving it by id works at once. `0` turns the lag off for
+    /// grants created later.
+    pub fn hide_new_grants_from_list(&self, n_looks: u32) {
+        self.lock().grant_list_lag = n_looks;
     }
 
     pub(crate) fn take_fault(&self, method: &str, path: &str) -> Option<FaultKind> {

@@ -1,5 +1,6 @@
 //! Invoices and invoice items: create, add items, finalize, pay, void, mark uncollectible, retrieve, list.
 
+use super::amounts::{apply_balance, recompute_draft};
 use super::error::ApiError;
 use super::invoice_object::blank_invoice;
 use super::state::{Ctx, State, Stored, created_matches, find, find_mut, list_page, new_id};
@@ -16,6 +17,7 @@ pub fn insert_draft(
     let now = st.now();
     let mut inv = blank_invoice(&new_id("in_"), customer, currency, now);
     inv["metadata"] = metadata;
+    recompute_draft(st, &mut inv);
     let stored = st.stored(inv.clone());
     st.invoices.push(stored);
     st.emit("invoice.created", &inv, ctx);
@@ -47,6 +49,7 @@ pub fn create(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiError> {
     if p["metadata"].is_object() {
         inv["metadata"] = p["metadata"].clone();
     }
+    recompute_draft(st, &mut inv);
     let id = inv["id"].as_str().unwrap_or_default().to_string();
     let stored = st.stored(inv);
     st.invoices.push(stored);
@@ -82,25 +85,20 @@ fn attach_item(st: &mut State, item_id: &str, invoice_id: &str) {
         "pricing": { "type": "price_details", "price_details": null, "unit_amount_decimal": item["pricing"]["unit_amount_decimal"] },
         "quantity": item["quantity"], "subtotal": amount, "taxes": [],
     });
-    let inv = &mut find_mut(&mut st.invoices, invoice_id)
+    let mut inv = find(&st.invoices, invoice_id)
         .expect("invoice")
-        .json;
+        .json
+        .clone();
     inv["lines"]["data"]
         .as_array_mut()
         .expect("lines")
         .push(line);
     let n = inv["lines"]["data"].as_array().map_or(0, Vec::len);
     inv["lines"]["total_count"] = json!(n);
-    for key in [
-        "subtotal",
-        "subtotal_excluding_tax",
-        "total",
-        "total_excluding_tax",
-        "amount_due",
-        "amount_remaining",
-    ] {
-        inv[key] = json!(inv[key].as_i64().unwrap_or(0) + amount);
-    }
+    recompute_draft(st, &mut inv);
+    find_mut(&mut st.invoices, invoice_id)
+        .expect("invoice")
+        .json = inv;
 }
 
 /// Adds an invoice item (attached to `invoice` when given, otherwise pending for the customer).
@@ -193,16 +191,22 @@ fn invoice_mut<'a>(st: &'a mut State, id: &str) -> Result<&'a mut Value, ApiErro
 
 pub fn finalize(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value, ApiError> {
     let now = st.now();
-    st.invoice_numbers += 1;
-    let number = format!("FAKE-{:04}", st.invoice_numbers);
-    let inv = invoice_mut(st, id)?;
+    let mut inv = invoice_mut(st, id)?.clone();
     if inv["status"] != "draft" {
         return Err(ApiError::invalid(
             "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
         ));
     }
+    st.invoice_numbers += 1;
+    inv["number"] = json!(format!("FAKE-{:04}", st.invoice_numbers));
+    recompute_draft(st, &mut inv);
+    let customer = inv["customer"].as_str().unwrap_or_default().to_string();
+    let balance = st.balances.get(&customer).copied().unwrap_or(0);
+    let left = apply_balance(&mut inv, balance);
+    if balance != 0 {
+        st.balances.insert(customer, left);
+    }
     inv["status"] = json!("open");
-    inv["number"] = json!(number);
     inv["hosted_invoice_url"] = json!(format!("https://invoice.stripe.test/i/{id}"));
     inv["invoice_pdf"] = json!(format!("https://pay.stripe.test/invoice/{id}/pdf"));
     inv["effective_at"] = json!(now);
@@ -211,13 +215,14 @@ pub fn finalize(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value,
         inv["auto_advance"] = json!(a);
     }
     let zero = inv["amount_due"].as_i64() == Some(0);
-    let snapshot = inv.clone();
-    st.emit("invoice.finalized", &snapshot, ctx);
+    *invoice_mut(st, id)? = inv.clone();
+    st.emit("invoice.finalized", &inv, ctx);
     if zero {
-        // Stripe marks a finalized invoice with nothing due as paid straight away.
+        // Stripe marks a finalized invoice with nothing due (e.g. all covered by the customer's
+        // balance) as paid straight away.
         return pay(st, ctx, id, &json!({}));
     }
-    Ok(snapshot)
+    Ok(inv)
 }
 
 pub fn pay(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value, ApiError> {
@@ -313,6 +318,10 @@ pub fn list(st: &State, p: &Value) -> Result<Value, ApiError> {
         .iter()
         .filter(|s| p["customer"].is_null() || s.json["customer"] == p["customer"])
         .filter(|s| p["status"].is_null() || s.json["status"] == p["status"])
+        .filter(|s| {
+            p["collection_method"].is_null()
+                || s.json["collection_method"] == p["collection_method"]
+        })
         .filter(|s| created_matches(&p["created"], s.json["created"].as_i64().unwrap_or(0)))
         .collect();
     list_page(items, &st.invoices, p, "/v1/invoices", "invoice")

@@ -34,6 +34,7 @@ pub fn operations() -> Vec<(&'static str, &'static str, &'static str, Value)> {
                 "customer": id_string,
                 "status": { "type": "string", "enum": ["draft", "open", "paid", "uncollectible", "void"] },
                 "created": created,
+                "collection_method": { "type": "string", "enum": ["charge_automatically", "send_invoice"] },
                 "limit": { "type": "integer" },
                 "starting_after": id_string,
                 "ending_before": id_string,

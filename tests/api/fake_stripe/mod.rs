@@ -7,6 +7,7 @@
 //! `tests/fixtures/stripe-openapi-subset.json`.
 #![allow(dead_code, unused_imports)] // creditd's tests use the rest of the API
 
+mod amounts;
 mod client;
 mod conn;
 mod control;
@@ -18,6 +19,7 @@ mod form;
 mod hooks;
 mod idempotency;
 mod invoice_object;
+mod invoice_ops;
 mod invoices;
 mod manual_ops;
 mod routes;
@@ -73,7 +75,7 @@ pub fn invoice_paid_event(invoice: &Value) -> Value {
     })
 }
 
-const AUTOMATIC: Ctx = Ctx {
+pub(crate) const AUTOMATIC: Ctx = Ctx {
     request_id: None,
     idempotency_key: None,
 };
@@ -118,81 +120,6 @@ impl FakeStripe {
         let id = new_id("cus_");
         self.lock().customers.push(id.clone());
         id
-    }
-
-    /// Creates a finalized, open invoice with one item of `amount` directly in state (emitting
-    /// `invoice.created`, `invoiceitem.created`, `invoice.finalized`). Panics on unknown customer.
-    pub fn create_open_invoice(
-        &self,
-        customer: &str,
-        amount: i64,
-        currency: &str,
-        metadata: &[(&str, &str)],
-    ) -> Value {
-        let md: serde_json::Map<String, Value> = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
-        let inv = {
-            let mut st = self.lock();
-            assert!(
-                st.has_customer(customer),
-                "fake stripe: unknown customer {customer}"
-            );
-            let draft =
-                invoices::insert_draft(&mut st, customer, currency, Value::Object(md), &AUTOMATIC);
-            let id = draft["id"].as_str().expect("id").to_string();
-            let item = json!({ "invoice": id, "amount": amount, "currency": currency, "description": "credits" });
-            invoices::create_item(&mut st, &AUTOMATIC, &item).expect("add invoice item");
-            invoices::finalize(&mut st, &AUTOMATIC, &id, &json!({})).expect("finalize")
-        };
-        self.flush_outbox();
-        inv
-    }
-
-    fn act_on_invoice(
-        &self,
-        id: &str,
-        event_type: &str,
-        act: impl FnOnce(&mut State) -> Result<Value, error::ApiError>,
-    ) -> Value {
-        let event = {
-            let mut st = self.lock();
-            let before = st.events.len();
-            if let Err(e) = act(&mut st) {
-                panic!("fake stripe: {event_type} for {id} failed: {}", e.message);
-            }
-            st.events[before..]
-                .iter()
-                .find(|e| e.json["type"] == event_type)
-                .expect("event")
-                .json
-                .clone()
-        };
-        self.flush_outbox();
-        event
-    }
-
-    /// Marks the invoice paid (as a successful charge) and returns the `invoice.paid` event.
-    pub fn pay_invoice(&self, invoice_id: &str) -> Value {
-        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
-            invoices::pay(st, &AUTOMATIC, invoice_id, &json!({}))
-        })
-    }
-
-    /// Marks the invoice paid out of band and returns the `invoice.paid` event.
-    pub fn pay_invoice_out_of_band(&self, invoice_id: &str) -> Value {
-        let p = json!({ "paid_out_of_band": true });
-        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
-            invoices::pay(st, &AUTOMATIC, invoice_id, &p)
-        })
-    }
-
-    /// Voids the invoice and returns the `invoice.voided` event.
-    pub fn void_invoice(&self, invoice_id: &str) -> Value {
-        self.act_on_invoice(invoice_id, "invoice.voided", |st| {
-            invoices::void(st, &AUTOMATIC, invoice_id)
-        })
     }
 
     pub fn invoice(&self, id: &str) -> Option<Value> {

@@ -64,6 +64,14 @@ pub struct State {
     pub outbox: Vec<Value>,
     pub seq: u64,
     pub invoice_numbers: u64,
+    /// Each customer's `balance` (negative = credit the next invoice consumes).
+    pub balances: HashMap<String, i64>,
+    /// Each customer's discount (a percent-off coupon), as `{id, coupon}`.
+    pub discounts: HashMap<String, Value>,
+    /// How many list requests a grant created from now on stays hidden from (0 = none).
+    pub grant_list_lag: u32,
+    /// Grants the list does not show yet, with the looks left before they appear.
+    pub hidden_grants: HashMap<String, u32>,
 }
 
 pub fn new_id(prefix: &str) -> String {

@@ -1,0 +1,123 @@
+//! One worker attempt at a purchase: the Stripe calls it makes (each logged against the purchase)
+//! and the ways it can end. Fulfilment and funding are siblings that both build on this.
+
+use std::time::Duration;
+
+use crate::db;
+use crate::purchase::{Purchase, PurchaseStatus, Settlement};
+use crate::services::Services;
+use crate::stripe::{StripeError, StripeRequest};
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Granted {
+        grant_id: String,
+        adopted: bool,
+    },
+    Rejected(String),
+    Failed(String),
+    RetryScheduled(String),
+    /// Funding finished: the purchase's invoice is open (or already paid or void).
+    InvoiceReady {
+        invoice_id: String,
+        status: PurchaseStatus,
+    },
+    /// Another worker took the purchase over, or it left its status; nothing was written.
+    LeaseLost,
+}
+
+/// A claimed purchase and the worker that holds its lease.
+pub struct Attempt<'a> {
+    pub services: &'a Services,
+    pub purchase: &'a Purchase,
+    pub owner: &'a str,
+}
+
+/// The outer error is the database's: the lease then runs out and another attempt starts over.
+pub type AttemptResult = anyhow::Result<AttemptOutcome>;
+
+impl Attempt<'_> {
+    /// Sends a request and logs it against the purchase, so the explain view misses no call.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: StripeRequest,
+    ) -> anyhow::Result<Result<T, StripeError>> {
+        let outcome = self.services.stripe.send(&request).await;
+        db::calls::record(&self.services.db, &self.purchase.id, &request, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// Transient failures are retried later; Stripe refusing for good fails the purchase.
+    pub async fn stripe_failed(&self, error: StripeError) -> AttemptResult {
+        if error.is_transient() {
+            self.retry(error.to_string()).await
+        } else {
+            self.finish(PurchaseStatus::Failed, error.to_string(), None)
+                .await
+        }
+    }
+
+    /// Schedules another attempt, or gives up with `failed` once the attempts are spent.
+    pub async fn retry(&self, reason: String) -> AttemptResult {
+        let services = self.services;
+        let purchase = self.purchase;
+        // An attempt that never reached Stripe is given back (see `lease`), so it cannot fail one.
+        if purchase.attempts >= services.policy.max_attempts && crate::stripe::reach::reached() {
+            let message = format!("gave up after {} attempts: {reason}", purchase.attempts);
+            return self.finish(PurchaseStatus::Failed, message, None).await;
+        }
+        let delay = services.policy.delay_after(purchase.attempts);
+        self.schedule(delay, reason, true).await
+    }
+
+    /// Schedules the next attempt after `delay` without counting this one: it only waited.
+    pub async fn wait(&self, delay: Duration, reason: String) -> AttemptResult {
+        self.schedule(delay, reason, false).await
+    }
+
+    async fn schedule(&self, delay: Duration, reason: String, counts: bool) -> AttemptResult {
+        let purchase = self.purchase;
+        tracing::warn!(purchase_id = %purchase.id, attempts = purchase.attempts, delay_ms = delay.as_millis() as u64, %reason, "purchase attempt will be retried");
+        let scheduled = db::work::retry_later(
+            &self.services.db,
+            purchase,
+            self.owner,
+            delay,
+            &reason,
+            counts,
+        )
+        .await?;
+        Ok(if scheduled {
+            AttemptOutcome::RetryScheduled(reason)
+        } else {
+            AttemptOutcome::LeaseLost
+        })
+    }
+
+    /// Ends the purchase `rejected` or `failed`, if this worker still holds it.
+    pub async fn finish(
+        &self,
+        status: PurchaseStatus,
+        reason: String,
+        settlement: Option<&Settlement>,
+    ) -> AttemptResult {
+        let finished = db::work::finish(
+            &self.services.db,
+            self.purchase,
+            self.owner,
+            status,
+            &reason,
+            settlement,
+        )
+        .await?;
+        if !finished {
+            return Ok(AttemptOutcome::LeaseLost);
+        }
+        tracing::warn!(purchase_id = %self.purchase.id, status = status.as_str(), %reason, "purchase stopped");
+        Ok(match status {
+            PurchaseStatus::Rejected => AttemptOutcome::Rejected(reason),
+            _ => AttemptOutcome::Failed(reason),
+        })
+    }
+}

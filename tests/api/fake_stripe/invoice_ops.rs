@@ -1,0 +1,119 @@
+//! Controls that act on invoices as the customer, the bank or the merchant's dashboard would:
+//! create an open invoice (also one created in the past), pay it by card or out of band, void it,
+//! mark it uncollectible. Each emits the events Stripe would.
+
+use super::error::ApiError;
+use super::state::State;
+use super::{AUTOMATIC, FakeStripe, invoices};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+impl FakeStripe {
+    /// Creates a finalized, open invoice with one item of `amount` directly in state (emitting
+    /// `invoice.created`, `invoiceitem.created`, `invoice.finalized`). Panics on unknown customer.
+    /// The customer's balance and discount apply as at any finalization.
+    pub fn create_open_invoice(
+        &self,
+        customer: &str,
+        amount: i64,
+        currency: &str,
+        metadata: &[(&str, &str)],
+    ) -> Value {
+        self.create_open_invoice_created_ago(customer, amount, currency, metadata, Duration::ZERO)
+    }
+
+    /// Like [`FakeStripe::create_open_invoice`], with the invoice (and its events) created `ago`
+    /// before the fake's clock, e.g. an invoice created before a re-sync window and paid inside it.
+    pub fn create_open_invoice_created_ago(
+        &self,
+        customer: &str,
+        amount: i64,
+        currency: &str,
+        metadata: &[(&str, &str)],
+        ago: Duration,
+    ) -> Value {
+        let md: serde_json::Map<String, Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let inv = {
+            let mut st = self.lock();
+            assert!(
+                st.has_customer(customer),
+                "fake stripe: unknown customer {customer}"
+            );
+            // Turning the one clock back while the lock is held dates the invoice and its events
+            // consistently, and no concurrent request can observe the earlier time.
+            st.clock_offset -= ago.as_secs() as i64;
+            let made = open_invoice(&mut st, customer, amount, currency, Value::Object(md));
+            st.clock_offset += ago.as_secs() as i64;
+            made
+        };
+        self.flush_outbox();
+        inv
+    }
+
+    fn act_on_invoice(
+        &self,
+        id: &str,
+        event_type: &str,
+        act: impl FnOnce(&mut State) -> Result<Value, ApiError>,
+    ) -> Value {
+        let event = {
+            let mut st = self.lock();
+            let before = st.events.len();
+            if let Err(e) = act(&mut st) {
+                panic!("fake stripe: {event_type} for {id} failed: {}", e.message);
+            }
+            st.events[before..]
+                .iter()
+                .find(|e| e.json["type"] == event_type)
+                .expect("event")
+                .json
+                .clone()
+        };
+        self.flush_outbox();
+        event
+    }
+
+    /// Marks the invoice paid (as a successful charge) and returns the `invoice.paid` event.
+    /// Works on open and uncollectible invoices, as on Stripe.
+    pub fn pay_invoice(&self, invoice_id: &str) -> Value {
+        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
+            invoices::pay(st, &AUTOMATIC, invoice_id, &json!({}))
+        })
+    }
+
+    /// Marks the invoice paid out of band (`amount_paid_off_stripe`) and returns the
+    /// `invoice.paid` event.
+    pub fn pay_invoice_out_of_band(&self, invoice_id: &str) -> Value {
+        let p = json!({ "paid_out_of_band": true });
+        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
+            invoices::pay(st, &AUTOMATIC, invoice_id, &p)
+        })
+    }
+
+    /// Voids the (open or uncollectible) invoice and returns the `invoice.voided` event.
+    pub fn void_invoice(&self, invoice_id: &str) -> Value {
+        self.act_on_invoice(invoice_id, "invoice.voided", |st| {
+            invoices::void(st, &AUTOMATIC, invoice_id)
+        })
+    }
+
+    /// Marks the open invoice uncollectible (as the merchant, or Stripe's automatic collection
+    /// giving up, would) and returns the `invoice.marked_uncollectible` event.
+    pub fn mark_uncollectible(&self, invoice_id: &str) -> Value {
+        self.act_on_invoice(invoice_id, "invoice.marked_uncollectible", |st| {
+            invoices::mark_uncollectible(st, &AUTOMATIC, invoice_id)
+        })
+    }
+}
+
+fn open_invoice(st: &mut State, customer: &str, amount: i64, currency: &str, md: Value) -> Value {
+    let draft = invoices::insert_draft(st, customer, currency, md, &AUTOMATIC);
+    let id = draft["id"].as_str().expect("id").to_string();
+    let item =
+        json!({ "invoice": id, "amount": amount, "currency": currency, "description": "credits" });
+    invoices::create_item(st, &AUTOMATIC, &item).expect("add invoice item");
+    invoices::finalize(st, &AUTOMATIC, &id, &json!({})).expect("finalize")
+}
