@@ -8,7 +8,7 @@ use crate::attempt::AttemptOutcome;
 use crate::db;
 use crate::fulfilment;
 use crate::funding;
-use crate::purchase::PurchaseStatus;
+use crate::purchase::{Purchase, PurchaseStatus};
 use crate::services::Services;
 
 /// A name unique to this worker in this process, recorded as the lease owner.
@@ -29,6 +29,21 @@ pub async fn run(
     poll_interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let attempt = |s: Services, p: Purchase, o: String| async move { run_one(&s, &p, &o).await };
+    run_with(services, owner, poll_interval, shutdown, attempt).await
+}
+
+/// [`run`] with the attempt given, so tests can make a real worker meet a panicking attempt.
+pub async fn run_with<F, Fut>(
+    services: Services,
+    owner: String,
+    poll_interval: Duration,
+    shutdown: CancellationToken,
+    attempt: F,
+) where
+    F: Fn(Services, Purchase, String) -> Fut,
+    Fut: std::future::Future<Output = Option<AttemptOutcome>> + Send + 'static,
+{
     tracing::info!(worker = %owner, "worker started");
     while !shutdown.is_cancelled() {
         match db::work::claim_due(&services.db, &owner, services.policy.lease, 1).await {
@@ -39,13 +54,7 @@ pub async fn run(
                     .worker_claims(claimed.len() as u64, taken_over);
                 for claim in claimed {
                     // Heartbeat, panic and attempt accounting: see `lease`.
-                    crate::lease::run_held(
-                        &services,
-                        &claim.purchase,
-                        &owner,
-                        |s, p, o| async move { run_one(&s, &p, &o).await },
-                    )
-                    .await;
+                    crate::lease::run_held(&services, &claim.purchase, &owner, &attempt).await;
                 }
                 continue;
             }

@@ -25,3 +25,4 @@ mod settings;
 mod settlement;
 mod slow_clients;
 mod webhooks;
+mod worker_panics;
