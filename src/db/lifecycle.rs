@@ -158,7 +158,9 @@ pub async fn apply_happening(
 /// statement that records it. Bounding it keeps the matcher's cost independent of history.
 const MATCHER_HORIZON: &str = "interval '1 day'";
 
-static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+/// Applies the earliest recorded `invoice.paid` of each purchase in `scope` (an SQL condition on
+/// `p`) whose status accepts a payment.
+fn match_recorded_payments_sql(scope: &str) -> String {
     format!(
         "WITH due AS (
              SELECT p.id AS purchase_id, decisions.next_status, decisions.outcome,
@@ -172,7 +174,7 @@ static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
              JOIN {table} ON decisions.status = p.status
                  AND decisions.paid_before = (p.paid_at IS NOT NULL)
                  AND decisions.happening = 'paid' AND decisions.next_status IS NOT NULL
-             WHERE p.created_at > now() - {MATCHER_HORIZON}
+             WHERE {scope}
              FOR UPDATE OF p SKIP LOCKED
          )
          {apply}",
@@ -180,13 +182,54 @@ static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
         table = lifecycle::decision_table_sql(),
         apply = apply_sql("due", "d.invoice_id", "d.event_id"),
     )
+}
+
+static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+    match_recorded_payments_sql(&format!("p.created_at > now() - {MATCHER_HORIZON}"))
 });
+
+static MATCH_RECORDED_PAYMENT_OF: LazyLock<String> =
+    LazyLock::new(|| match_recorded_payments_sql("p.id = $1"));
 
 /// Makes due every recent purchase whose invoice has a recorded `invoice.paid` that its status
 /// accepts. Returns how many it moved.
 pub async fn match_recorded_payments(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     let moved = sqlx::query(&MATCH_RECORDED_PAYMENTS).execute(db).await?;
     Ok(moved.rows_affected())
+}
+
+/// The same for one purchase, as it is registered: a payment recorded before it is applied now.
+pub async fn match_recorded_payment_of(
+    db: impl PgExecutor<'_>,
+    purchase_id: &str,
+) -> sqlx::Result<bool> {
+    let moved = sqlx::query(&MATCH_RECORDED_PAYMENT_OF)
+        .bind(purchase_id)
+        .execute(db)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+static HAS_RECORDED_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT EXISTS (
+             SELECT 1 FROM purchases p
+             JOIN stripe_events e ON e.type = 'invoice.paid' AND {belongs}
+             WHERE p.id = $1)",
+        belongs = belongs_to_invoice("e.invoice_id", "e.metadata_purchase_id"),
+    )
+});
+
+/// Whether an `invoice.paid` that belongs to this purchase is recorded.
+pub async fn has_recorded_payment(
+    db: impl PgExecutor<'_>,
+    purchase_id: &str,
+) -> sqlx::Result<bool> {
+    let (exists,): (bool,) = sqlx::query_as(&HAS_RECORDED_PAYMENT)
+        .bind(purchase_id)
+        .fetch_one(db)
+        .await?;
+    Ok(exists)
 }
 
 /// The purchase an invoice belongs to, unlocked, for predictions: (id, status, paid before).
