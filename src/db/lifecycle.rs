@@ -112,12 +112,14 @@ pub async fn apply_to_purchase(
     purchase_id: &str,
     happening: Happening,
 ) -> sqlx::Result<Applied> {
-    let (purchase_id, outcome, _moved): (Option<PurchaseId>, Outcome, bool) =
-        sqlx::query_as(&APPLY_TO_PURCHASE)
-            .bind(purchase_id)
-            .bind(happening.as_str())
-            .fetch_one(db)
-            .await?;
+    let query = sqlx::query_as(&APPLY_TO_PURCHASE)
+        .bind(purchase_id)
+        .bind(happening.as_str());
+    applied(query.fetch_one(db).await?)
+}
+
+fn applied(row: (Option<PurchaseId>, Outcome, bool)) -> sqlx::Result<Applied> {
+    let (purchase_id, outcome, _moved) = row;
     Ok(Applied {
         purchase_id,
         outcome,
@@ -138,18 +140,12 @@ pub async fn apply_happening(
     paid_event_id: Option<&EventId>,
     happening: Happening,
 ) -> sqlx::Result<Applied> {
-    let (purchase_id, outcome, _moved): (Option<PurchaseId>, Outcome, bool) =
-        sqlx::query_as(&APPLY_HAPPENING)
-            .bind(invoice_id)
-            .bind(metadata_purchase_id)
-            .bind(paid_event_id)
-            .bind(happening.as_str())
-            .fetch_one(db)
-            .await?;
-    Ok(Applied {
-        purchase_id,
-        outcome,
-    })
+    let query = sqlx::query_as(&APPLY_HAPPENING)
+        .bind(invoice_id)
+        .bind(metadata_purchase_id)
+        .bind(paid_event_id)
+        .bind(happening.as_str());
+    applied(query.fetch_one(db).await?)
 }
 
 /// How long after its creation a purchase is still checked by the matcher. The matcher only
