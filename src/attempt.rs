@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::db;
 use crate::purchase::{Purchase, PurchaseStatus, Settlement};
 use crate::services::Services;
+use crate::stripe::types::{List, Listed};
 use crate::stripe::{StripeError, StripeRequest};
+use serde::de::DeserializeOwned;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,14 @@ pub enum AttemptOutcome {
     },
     /// Another worker took the purchase over, or it left its status; nothing was written.
     LeaseLost,
+}
+
+/// What paging through a Stripe list for one object found.
+pub enum Lookup<T> {
+    Found(Box<T>),
+    NotFound,
+    /// Stripe failed; the attempt already ended with this outcome.
+    Ended(AttemptOutcome),
 }
 
 /// A claimed purchase and the worker that holds its lease.
@@ -46,6 +56,30 @@ impl Attempt<'_> {
         let outcome = self.services.stripe.send(&request).await;
         db::calls::record(&self.services.db, &self.purchase.id, &request, &outcome).await?;
         Ok(outcome)
+    }
+
+    /// Pages through a Stripe list (every page logged) for the first object `wanted` accepts.
+    pub async fn find_in_pages<T: DeserializeOwned + Listed>(
+        &self,
+        page: impl Fn(Option<&str>) -> StripeRequest,
+        wanted: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<Lookup<T>> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let list: List<T> = match self.call(page(cursor.as_deref())).await? {
+                Ok(list) => list,
+                Err(error) => return Ok(Lookup::Ended(self.stripe_failed(error).await?)),
+            };
+            let has_more = list.has_more;
+            let last = list.data.last().map(|object| object.id().to_owned());
+            if let Some(found) = list.data.into_iter().find(|object| wanted(object)) {
+                return Ok(Lookup::Found(Box::new(found)));
+            }
+            match (has_more, last) {
+                (true, Some(last)) => cursor = Some(last),
+                _ => return Ok(Lookup::NotFound),
+            }
+        }
     }
 
     /// Transient failures are retried later; Stripe refusing for good fails the purchase.

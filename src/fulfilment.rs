@@ -32,13 +32,13 @@
 
 use std::time::Duration;
 
-use crate::attempt::{Attempt, AttemptOutcome, AttemptResult};
+use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
 use crate::db::unknown_writes::{AfterLookup, Write};
 use crate::purchase::{CreditSpec, Purchase, PurchaseStatus, Settlement};
 use crate::services::Services;
 use crate::stripe::api;
-use crate::stripe::types::{CreditGrant, Invoice, List};
+use crate::stripe::types::{CreditGrant, Invoice};
 
 /// A grant must be usable for at least this long after it is created, or it is not created.
 const MIN_GRANT_LIFETIME_SECS: i64 = 60;
@@ -81,7 +81,7 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
     }
     if purchase.grant_requested {
         match find_grant(&attempt).await? {
-            Lookup::Found(grant) => return granted(&attempt, grant, true, &settlement).await,
+            Lookup::Found(grant) => return granted(&attempt, *grant, true, &settlement).await,
             Lookup::Ended(outcome) => return Ok(outcome),
             Lookup::NotFound => {}
         }
@@ -137,36 +137,12 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
     }
 }
 
-/// What looking for the purchase's grant found.
-enum Lookup {
-    Found(CreditGrant),
-    NotFound,
-    /// Stripe failed; the attempt already ended with this outcome.
-    Ended(AttemptOutcome),
-}
-
-/// Pages through the customer's grants for the one carrying this purchase id, logging each page.
-async fn find_grant(attempt: &Attempt<'_>) -> anyhow::Result<Lookup> {
+/// Pages through the customer's grants for the one carrying this purchase id, voided or not.
+async fn find_grant(attempt: &Attempt<'_>) -> anyhow::Result<Lookup<CreditGrant>> {
     let purchase = attempt.purchase;
-    let mut cursor: Option<String> = None;
-    loop {
-        let request = api::list_grants(&purchase.customer, cursor.as_deref());
-        let page: List<CreditGrant> = match attempt.call(request).await? {
-            Ok(page) => page,
-            Err(error) => return Ok(Lookup::Ended(attempt.stripe_failed(error).await?)),
-        };
-        if let Some(grant) = page
-            .data
-            .iter()
-            .find(|grant| grant.purchase_id_in_metadata() == Some(purchase.id.as_str()))
-        {
-            return Ok(Lookup::Found(grant.clone()));
-        }
-        match (page.has_more, page.data.last()) {
-            (true, Some(last)) => cursor = Some(last.id.clone()),
-            _ => return Ok(Lookup::NotFound),
-        }
-    }
+    let page = |cursor: Option<&str>| api::list_grants(&purchase.customer, cursor);
+    let ours = |grant: &CreditGrant| grant.purchase_id_in_metadata() == Some(purchase.id.as_str());
+    attempt.find_in_pages(page, ours).await
 }
 
 /// A fixed expiry that has passed (or nearly) by grant time: Stripe would refuse the grant or

@@ -18,7 +18,7 @@
 //!    the settle time after the 500. For the line and the finalization, the retrieved invoice is
 //!    the look: it shows the line or the finalization if the failed request made them.
 
-use crate::attempt::{Attempt, AttemptOutcome, AttemptResult};
+use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
 use crate::db::unknown_writes::{AfterLookup, Write};
 use crate::ids::InvoiceId;
@@ -27,7 +27,7 @@ use crate::purchase::{Purchase, PurchaseStatus};
 use crate::services::Services;
 use crate::stripe::StripeError;
 use crate::stripe::api::funding as requests;
-use crate::stripe::types::{Invoice, InvoiceItem, List};
+use crate::stripe::types::{Invoice, InvoiceItem};
 
 /// Moves a `creating_invoice` purchase as far as it can go: to `awaiting_payment` once the invoice
 /// is open, or further when Stripe already shows it paid or voided.
@@ -138,31 +138,12 @@ async fn find_or_create_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Step> {
     .await
 }
 
-enum Lookup {
-    Found(Box<Invoice>),
-    NotFound,
-    Ended(AttemptOutcome),
-}
-
 /// Pages through all of the customer's invoices for the one whose metadata names this purchase.
-async fn find_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Lookup> {
+async fn find_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Lookup<Invoice>> {
     let purchase = attempt.purchase;
-    let mut cursor: Option<String> = None;
-    loop {
-        let request = requests::list_invoices(&purchase.customer, cursor.as_deref());
-        let page: List<Invoice> = match attempt.call(request).await? {
-            Ok(page) => page,
-            Err(error) => return Ok(Lookup::Ended(attempt.stripe_failed(error).await?)),
-        };
-        let ours = |i: &&Invoice| i.purchase_id_in_metadata() == Some(purchase.id.as_str());
-        if let Some(invoice) = page.data.iter().find(ours) {
-            return Ok(Lookup::Found(Box::new(invoice.clone())));
-        }
-        match (page.has_more, page.data.last()) {
-            (true, Some(last)) => cursor = Some(last.id.clone()),
-            _ => return Ok(Lookup::NotFound),
-        }
-    }
+    let page = |cursor: Option<&str>| requests::list_invoices(&purchase.customer, cursor);
+    let ours = |invoice: &Invoice| invoice.purchase_id_in_metadata() == Some(purchase.id.as_str());
+    attempt.find_in_pages(page, ours).await
 }
 
 /// Adds creditd's line to a draft that lacks it, then finalizes it.

@@ -24,7 +24,9 @@ pub async fn resume_status(
     services: &Services,
     purchase: &Purchase,
 ) -> sqlx::Result<PurchaseStatus> {
-    if purchase.paid_at.is_some() || db::purchases::has_paid_event(&services.db, purchase).await? {
+    if purchase.paid_at.is_some()
+        || db::lifecycle::has_recorded_payment(&services.db, &purchase.id).await?
+    {
         Ok(PurchaseStatus::Granting)
     } else if purchase.invoice_id.is_none() && purchase.funding.is_some() {
         Ok(PurchaseStatus::CreatingInvoice)

@@ -112,12 +112,14 @@ pub async fn apply_to_purchase(
     purchase_id: &str,
     happening: Happening,
 ) -> sqlx::Result<Applied> {
-    let (purchase_id, outcome, _moved): (Option<PurchaseId>, Outcome, bool) =
-        sqlx::query_as(&APPLY_TO_PURCHASE)
-            .bind(purchase_id)
-            .bind(happening.as_str())
-            .fetch_one(db)
-            .await?;
+    let query = sqlx::query_as(&APPLY_TO_PURCHASE)
+        .bind(purchase_id)
+        .bind(happening.as_str());
+    applied(query.fetch_one(db).await?)
+}
+
+fn applied(row: (Option<PurchaseId>, Outcome, bool)) -> sqlx::Result<Applied> {
+    let (purchase_id, outcome, _moved) = row;
     Ok(Applied {
         purchase_id,
         outcome,
@@ -138,18 +140,12 @@ pub async fn apply_happening(
     paid_event_id: Option<&EventId>,
     happening: Happening,
 ) -> sqlx::Result<Applied> {
-    let (purchase_id, outcome, _moved): (Option<PurchaseId>, Outcome, bool) =
-        sqlx::query_as(&APPLY_HAPPENING)
-            .bind(invoice_id)
-            .bind(metadata_purchase_id)
-            .bind(paid_event_id)
-            .bind(happening.as_str())
-            .fetch_one(db)
-            .await?;
-    Ok(Applied {
-        purchase_id,
-        outcome,
-    })
+    let query = sqlx::query_as(&APPLY_HAPPENING)
+        .bind(invoice_id)
+        .bind(metadata_purchase_id)
+        .bind(paid_event_id)
+        .bind(happening.as_str());
+    applied(query.fetch_one(db).await?)
 }
 
 /// How long after its creation a purchase is still checked by the matcher. The matcher only
@@ -158,7 +154,9 @@ pub async fn apply_happening(
 /// statement that records it. Bounding it keeps the matcher's cost independent of history.
 const MATCHER_HORIZON: &str = "interval '1 day'";
 
-static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+/// Applies the earliest recorded `invoice.paid` of each purchase in `scope` (an SQL condition on
+/// `p`) whose status accepts a payment.
+fn match_recorded_payments_sql(scope: &str) -> String {
     format!(
         "WITH due AS (
              SELECT p.id AS purchase_id, decisions.next_status, decisions.outcome,
@@ -172,7 +170,7 @@ static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
              JOIN {table} ON decisions.status = p.status
                  AND decisions.paid_before = (p.paid_at IS NOT NULL)
                  AND decisions.happening = 'paid' AND decisions.next_status IS NOT NULL
-             WHERE p.created_at > now() - {MATCHER_HORIZON}
+             WHERE {scope}
              FOR UPDATE OF p SKIP LOCKED
          )
          {apply}",
@@ -180,13 +178,54 @@ static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
         table = lifecycle::decision_table_sql(),
         apply = apply_sql("due", "d.invoice_id", "d.event_id"),
     )
+}
+
+static MATCH_RECORDED_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+    match_recorded_payments_sql(&format!("p.created_at > now() - {MATCHER_HORIZON}"))
 });
+
+static MATCH_RECORDED_PAYMENT_OF: LazyLock<String> =
+    LazyLock::new(|| match_recorded_payments_sql("p.id = $1"));
 
 /// Makes due every recent purchase whose invoice has a recorded `invoice.paid` that its status
 /// accepts. Returns how many it moved.
 pub async fn match_recorded_payments(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     let moved = sqlx::query(&MATCH_RECORDED_PAYMENTS).execute(db).await?;
     Ok(moved.rows_affected())
+}
+
+/// The same for one purchase, as it is registered: a payment recorded before it is applied now.
+pub async fn match_recorded_payment_of(
+    db: impl PgExecutor<'_>,
+    purchase_id: &str,
+) -> sqlx::Result<bool> {
+    let moved = sqlx::query(&MATCH_RECORDED_PAYMENT_OF)
+        .bind(purchase_id)
+        .execute(db)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+static HAS_RECORDED_PAYMENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT EXISTS (
+             SELECT 1 FROM purchases p
+             JOIN stripe_events e ON e.type = 'invoice.paid' AND {belongs}
+             WHERE p.id = $1)",
+        belongs = belongs_to_invoice("e.invoice_id", "e.metadata_purchase_id"),
+    )
+});
+
+/// Whether an `invoice.paid` that belongs to this purchase is recorded.
+pub async fn has_recorded_payment(
+    db: impl PgExecutor<'_>,
+    purchase_id: &str,
+) -> sqlx::Result<bool> {
+    let (exists,): (bool,) = sqlx::query_as(&HAS_RECORDED_PAYMENT)
+        .bind(purchase_id)
+        .fetch_one(db)
+        .await?;
+    Ok(exists)
 }
 
 /// The purchase an invoice belongs to, unlocked, for predictions: (id, status, paid before).

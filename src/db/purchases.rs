@@ -1,22 +1,21 @@
-//! Purchases: creating them, reading them, and the work queue of purchases due for a worker.
+//! Purchases: creating them, reading them, listing them, and the operator's retry.
 
 use std::time::Duration;
 
-use sqlx::PgExecutor;
 use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
 
 use crate::ids::{InvoiceId, PurchaseId};
-use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::request::NewPurchase;
 use crate::purchase::{Purchase, PurchaseStatus};
 
-/// Inserts a purchase. When its invoice already has a recorded `invoice.paid`, it starts out due
-/// for granting, so a purchase registered after its payment is fulfilled on registration.
-/// A purchase that creditd funds is left to the request that created it for `funding_grace`;
-/// workers take it over only if that request dies. Returns None when the client's idempotency
-/// key is already taken.
+/// Inserts a purchase. When its invoice already has a recorded `invoice.paid`, the state machine
+/// applies it in the same transaction, so a purchase registered after its payment is fulfilled on
+/// registration. A purchase that creditd funds is left to the request that created it for
+/// `funding_grace`; workers take it over only if that request dies. Returns None when the
+/// client's idempotency key is already taken.
 pub async fn insert(
-    db: impl PgExecutor<'_>,
+    db: &PgPool,
     id: &str,
     new: &NewPurchase,
     livemode: bool,
@@ -24,29 +23,17 @@ pub async fn insert(
     request_hash: &str,
     funding_grace: Duration,
 ) -> sqlx::Result<Option<Purchase>> {
-    // A registered purchase starts awaiting payment; a payment recorded before it is applied now.
-    let on_recorded_payment =
-        lifecycle::decide(PurchaseStatus::AwaitingPayment, false, Happening::Paid)
-            .next
-            .unwrap_or(PurchaseStatus::AwaitingPayment);
-    sqlx::query_as(
+    let mut tx = db.begin().await?;
+    let inserted: Option<(PurchaseId,)> = sqlx::query_as(
         r#"
         INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit,
                                description, metadata, funding, idempotency_key, request_hash,
-                               next_attempt_at, paid_event_id, paid_at)
-        SELECT $1, CASE WHEN $11::jsonb IS NOT NULL THEN 'creating_invoice'
-                        WHEN paid.id IS NOT NULL THEN $14 ELSE 'awaiting_payment' END,
-               $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $12,
-               CASE WHEN $11::jsonb IS NOT NULL THEN now() + make_interval(secs => $13)
-                    WHEN paid.id IS NOT NULL THEN now() END,
-               paid.id, CASE WHEN paid.id IS NOT NULL THEN now() END
-        FROM (SELECT 1) AS one
-        LEFT JOIN LATERAL (
-            SELECT id FROM stripe_events
-            WHERE type = 'invoice.paid' AND invoice_id = $5 ORDER BY stripe_created LIMIT 1
-        ) paid ON true
+                               next_attempt_at)
+        VALUES ($1, CASE WHEN $11::jsonb IS NOT NULL THEN 'creating_invoice' ELSE 'awaiting_payment' END,
+                $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $12,
+                CASE WHEN $11::jsonb IS NOT NULL THEN now() + make_interval(secs => $13) END)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING *
+        RETURNING id
         "#,
     )
     .bind(id)
@@ -62,9 +49,15 @@ pub async fn insert(
     .bind(new.funding.as_ref().map(Json))
     .bind(request_hash)
     .bind(funding_grace.as_secs_f64())
-    .bind(on_recorded_payment)
-    .fetch_optional(db)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    if inserted.is_none() {
+        return Ok(None);
+    }
+    super::lifecycle::match_recorded_payment_of(&mut *tx, id).await?;
+    let purchase = find(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok(purchase)
 }
 
 pub async fn find(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Purchase>> {
@@ -171,24 +164,6 @@ pub async fn claim_for_sweep(
     .bind(min_age.as_secs_f64())
     .fetch_all(db)
     .await
-}
-
-/// Whether an `invoice.paid` for this purchase's invoice (or naming it in metadata) is recorded.
-pub async fn has_paid_event(db: impl PgExecutor<'_>, purchase: &Purchase) -> sqlx::Result<bool> {
-    let row: (bool,) = sqlx::query_as(
-        r#"
-        SELECT EXISTS (
-            SELECT 1 FROM stripe_events
-            WHERE type = 'invoice.paid'
-              AND ((invoice_id IS NOT NULL AND invoice_id = $1) OR metadata_purchase_id = $2)
-        )
-        "#,
-    )
-    .bind(purchase.invoice_id.as_deref())
-    .bind(&purchase.id)
-    .fetch_one(db)
-    .await?;
-    Ok(row.0)
 }
 
 /// Sends a `failed` (or, forced, `rejected`) purchase back to `next`, due now, with its attempts

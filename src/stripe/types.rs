@@ -116,6 +116,23 @@ impl CreditGrant {
     }
 }
 
+/// An object that Stripe lists, paged by its id.
+pub trait Listed {
+    fn id(&self) -> &str;
+}
+
+impl Listed for Invoice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for CreditGrant {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A page of a Stripe list.
 #[derive(Debug, Clone, Deserialize)]
 pub struct List<T> {
