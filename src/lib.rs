@@ -28,6 +28,9 @@ pub mod metrics;
 pub mod money;
 /// Purchases and their validation.
 pub mod purchase;
+/// A stateful Stripe sandbox for laptops and tests.
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 /// Secrets that never print.
 pub mod secret;
 /// Shared handles for workers and handlers.

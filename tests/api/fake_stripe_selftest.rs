@@ -4,7 +4,7 @@
 mod invoice_life;
 mod lists;
 
-use crate::fake_stripe::{
+use creditd::sandbox::{
     FakeStripe, Fault, FaultKind, SPEC_PATH, TestClient, TestResponse, sign_payload,
 };
 use serde_json::{Value, json};
@@ -410,12 +410,12 @@ async fn fake_stripe_lists_events_newest_first_with_cursors_filters_and_30_day_w
         } else {
             "billing.credit_grant.created"
         };
-        let mut e = crate::fake_stripe::invoice_paid_event(&json!({"id": format!("in_{i}")}));
+        let mut e = creditd::sandbox::invoice_paid_event(&json!({"id": format!("in_{i}")}));
         e["type"] = json!(t);
         e["created"] = json!(now - 260 + i); // inserted oldest first
         fake.insert_event(e);
     }
-    let mut old = crate::fake_stripe::invoice_paid_event(&json!({"id": "in_old"}));
+    let mut old = creditd::sandbox::invoice_paid_event(&json!({"id": "in_old"}));
     old["created"] = json!(now - 31 * 86_400);
     fake.insert_event(old.clone());
     let all = all_pages(&c, &[("limit", "100")]).await;
@@ -787,7 +787,7 @@ async fn fake_stripe_signs_delivers_and_tracks_webhooks() {
         ),
         (json!("invoice.paid"), json!("paid"))
     );
-    assert_eq!(paid["api_version"], crate::fake_stripe::API_VERSION);
+    assert_eq!(paid["api_version"], creditd::sandbox::API_VERSION);
     fake.wait_for_deliveries().await;
     let got = rx.got.lock().unwrap().clone();
     assert_eq!(

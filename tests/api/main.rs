@@ -1,5 +1,4 @@
 //! creditd's integration tests, linked as one binary so the crate is linked once.
-mod fake_stripe;
 mod fake_stripe_selftest;
 mod harness;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET};
-use crate::fake_stripe::FakeStripe;
+use creditd::sandbox::FakeStripe;
 
 pub struct CreditdProcess {
     pub child: Child,

@@ -159,6 +159,11 @@ impl FakeStripe {
         all.into_iter().map(|s| s.json.clone()).collect()
     }
 
+    /// Deletes every event of `event_type`, as if Stripe had never created them.
+    pub fn remove_events(&self, event_type: &str) {
+        self.lock().events.retain(|e| e.json["type"] != event_type);
+    }
+
     /// Adds an event as-is to the event list (not delivered by webhook).
     pub fn insert_event(&self, event: Value) {
         let mut st = self.lock();
