@@ -148,7 +148,6 @@ pub(crate) struct PauseShared {
 }
 
 pub(crate) struct PauseSlot {
-    pub id: u64,
     pub method: String,
     pub path_prefix: String,
     pub stage: PauseStage,
@@ -157,7 +156,6 @@ pub(crate) struct PauseSlot {
 
 /// Holds the next matching request at a pause point. Dropping the handle releases it.
 pub struct PauseHandle {
-    pub(crate) id: u64,
     pub(crate) shared: Arc<PauseShared>,
 }
 

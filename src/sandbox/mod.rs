@@ -1,11 +1,10 @@
-//! An in-process, stateful fake of the Stripe API (invoices, credit grants, events, webhooks,
-//! idempotency, faults) that creditd's tests talk to over real HTTP.
+//! A stateful Stripe sandbox (invoices, credit grants, events, webhooks, idempotency, faults),
+//! served over real HTTP: in-process for creditd's tests, and by `creditd sandbox` for people.
 //!
 //! Start it with [`FakeStripe::start`], point creditd at [`FakeStripe::base_url`] with
 //! [`FakeStripe::SECRET_KEY`], seed customers with [`FakeStripe::create_customer`] and inspect or
 //! steer it through the methods below. Parameters are checked against the OpenAPI subset in
-//! `tests/fixtures/stripe-openapi-subset.json`.
-#![allow(dead_code, unused_imports)] // creditd's tests use the rest of the API
+//! `spec/stripe-openapi-subset.json`, compiled in.
 
 mod amounts;
 mod client;
@@ -30,7 +29,7 @@ mod webhook;
 
 pub use client::{TestClient, TestResponse, encode_form};
 pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
-pub use schema::SPEC_PATH;
+pub use schema::OPENAPI_SUBSET;
 pub use state::API_VERSION;
 
 use serde_json::{Value, json};
