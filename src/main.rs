@@ -1,4 +1,5 @@
-//! The `creditd` command line: serve, migrate, healthcheck, and the operator tools resync and replay.
+//! The `creditd` command line: serve, migrate, healthcheck, the operator tools resync and replay,
+//! and (feature `sandbox`) the Stripe sandbox.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ enum Command {
         /// The event id, evt_...
         event_id: String,
     },
+    /// Serve a stateful Stripe sandbox (no Stripe account needed), or act on a running one.
+    #[cfg(feature = "sandbox")]
+    Sandbox(Box<creditd::sandbox::cli::SandboxArgs>),
 }
 
 #[tokio::main]
@@ -102,6 +106,8 @@ async fn main() -> ExitCode {
         Command::Replay { config, event_id } => {
             creditd::admin::cli::replay(&config, &event_id).await
         }
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => creditd::sandbox::cli::run(*args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

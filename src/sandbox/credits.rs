@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::state::{Ctx, State, Stored, find, find_mut, list_page, new_id};
+use super::usage::{available, is_live};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 
@@ -180,6 +181,15 @@ pub fn update_grant(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Va
 }
 
 pub fn void_grant(st: &mut State, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+    let applied = st
+        .txns
+        .iter()
+        .any(|t| t.json["type"] == "debit" && t.json["credit_grant"] == id);
+    if applied {
+        return Err(ApiError::invalid(
+            "This credit grant cannot be voided because some of its credits have been applied.",
+        ));
+    }
     change_grant(st, ctx, id, |g, now| {
         if !g["voided_at"].is_null() {
             return Err(ApiError::invalid(
@@ -243,14 +253,12 @@ pub fn balance_summary(st: &State, p: &Value) -> Result<Value, ApiError> {
     let now = st.now();
     let mut sums: BTreeMap<String, i64> = BTreeMap::new();
     for g in st.grants.iter().map(|s| &s.json) {
-        let live = g["voided_at"].is_null()
-            && g["expires_at"].as_i64().is_none_or(|e| e > now)
-            && g["effective_at"].as_i64().is_none_or(|e| e <= now);
-        if g["customer"] == customer.as_str() && live && grant_matches_filter(g, filter) {
+        if g["customer"] == customer.as_str() && is_live(g, now) && grant_matches_filter(g, filter)
+        {
             let m = &g["amount"]["monetary"];
             *sums
                 .entry(m["currency"].as_str().unwrap_or_default().to_string())
-                .or_default() += m["value"].as_i64().unwrap_or(0);
+                .or_default() += available(st, g);
         }
     }
     let balances: Vec<Value> = sums

@@ -12,6 +12,10 @@ impl FakeStripe {
         st.webhook_secrets = secrets.iter().map(|s| s.to_string()).collect();
     }
 
+    pub fn has_webhook_endpoint(&self) -> bool {
+        self.lock().webhook_url.is_some()
+    }
+
     /// `false`: events are still created but not delivered (they stay undelivered).
     pub fn set_webhook_delivery(&self, enabled: bool) {
         self.lock().webhook_enabled = enabled;

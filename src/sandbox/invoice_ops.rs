@@ -53,60 +53,74 @@ impl FakeStripe {
         inv
     }
 
+    /// Runs `act` and returns the `event_type` event it emitted (delivered in the background).
     fn act_on_invoice(
         &self,
-        id: &str,
         event_type: &str,
         act: impl FnOnce(&mut State) -> Result<Value, ApiError>,
-    ) -> Value {
+    ) -> Result<Value, ApiError> {
         let event = {
             let mut st = self.lock();
             let before = st.events.len();
-            if let Err(e) = act(&mut st) {
-                panic!("fake stripe: {event_type} for {id} failed: {}", e.message);
-            }
+            act(&mut st)?;
             st.events[before..]
                 .iter()
                 .find(|e| e.json["type"] == event_type)
-                .expect("event")
+                .expect("the action emits its event")
                 .json
                 .clone()
         };
         self.flush_outbox();
-        event
+        Ok(event)
     }
 
-    /// Marks the invoice paid (as a successful charge) and returns the `invoice.paid` event.
-    /// Works on open and uncollectible invoices, as on Stripe.
-    pub fn pay_invoice(&self, invoice_id: &str) -> Value {
-        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
-            invoices::pay(st, &AUTOMATIC, invoice_id, &json!({}))
-        })
-    }
-
-    /// Marks the invoice paid out of band (`amount_paid_off_stripe`) and returns the
-    /// `invoice.paid` event.
-    pub fn pay_invoice_out_of_band(&self, invoice_id: &str) -> Value {
-        let p = json!({ "paid_out_of_band": true });
-        self.act_on_invoice(invoice_id, "invoice.paid", |st| {
+    /// Pays an open or uncollectible invoice, by card or out of band (`amount_paid_off_stripe`),
+    /// and returns the `invoice.paid` event.
+    pub fn try_pay_invoice(&self, invoice_id: &str, out_of_band: bool) -> Result<Value, ApiError> {
+        let p = json!({ "paid_out_of_band": out_of_band });
+        self.act_on_invoice("invoice.paid", |st| {
             invoices::pay(st, &AUTOMATIC, invoice_id, &p)
         })
     }
 
-    /// Voids the (open or uncollectible) invoice and returns the `invoice.voided` event.
-    pub fn void_invoice(&self, invoice_id: &str) -> Value {
-        self.act_on_invoice(invoice_id, "invoice.voided", |st| {
+    /// Voids an open or uncollectible invoice and returns the `invoice.voided` event.
+    pub fn try_void_invoice(&self, invoice_id: &str) -> Result<Value, ApiError> {
+        self.act_on_invoice("invoice.voided", |st| {
             invoices::void(st, &AUTOMATIC, invoice_id)
         })
     }
 
-    /// Marks the open invoice uncollectible (as the merchant, or Stripe's automatic collection
+    /// Marks an open invoice uncollectible (as the merchant, or Stripe's automatic collection
     /// giving up, would) and returns the `invoice.marked_uncollectible` event.
-    pub fn mark_uncollectible(&self, invoice_id: &str) -> Value {
-        self.act_on_invoice(invoice_id, "invoice.marked_uncollectible", |st| {
+    pub fn try_mark_uncollectible(&self, invoice_id: &str) -> Result<Value, ApiError> {
+        self.act_on_invoice("invoice.marked_uncollectible", |st| {
             invoices::mark_uncollectible(st, &AUTOMATIC, invoice_id)
         })
     }
+
+    /// [`FakeStripe::try_pay_invoice`] by card; panics when Stripe would refuse.
+    pub fn pay_invoice(&self, invoice_id: &str) -> Value {
+        expect(invoice_id, self.try_pay_invoice(invoice_id, false))
+    }
+
+    /// [`FakeStripe::try_pay_invoice`] out of band; panics when Stripe would refuse.
+    pub fn pay_invoice_out_of_band(&self, invoice_id: &str) -> Value {
+        expect(invoice_id, self.try_pay_invoice(invoice_id, true))
+    }
+
+    /// [`FakeStripe::try_void_invoice`]; panics when Stripe would refuse.
+    pub fn void_invoice(&self, invoice_id: &str) -> Value {
+        expect(invoice_id, self.try_void_invoice(invoice_id))
+    }
+
+    /// [`FakeStripe::try_mark_uncollectible`]; panics when Stripe would refuse.
+    pub fn mark_uncollectible(&self, invoice_id: &str) -> Value {
+        expect(invoice_id, self.try_mark_uncollectible(invoice_id))
+    }
+}
+
+fn expect(invoice_id: &str, result: Result<Value, ApiError>) -> Value {
+    result.unwrap_or_else(|e| panic!("fake stripe: {invoice_id}: {}", e.message))
 }
 
 fn open_invoice(st: &mut State, customer: &str, amount: i64, currency: &str, md: Value) -> Value {

@@ -7,9 +7,11 @@
 //! `spec/stripe-openapi-subset.json`, compiled in.
 
 mod amounts;
+pub mod cli;
 mod client;
 mod conn;
 mod control;
+mod controls;
 mod credits;
 mod delivery;
 mod error;
@@ -25,10 +27,12 @@ mod routes;
 mod schema;
 mod server;
 mod state;
+mod usage;
 mod webhook;
 
 pub use client::{TestClient, TestResponse, encode_form};
 pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
+pub use error::ApiError;
 pub use schema::OPENAPI_SUBSET;
 pub use state::API_VERSION;
 
@@ -87,6 +91,11 @@ impl FakeStripe {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake stripe");
+        FakeStripe::serve(listener)
+    }
+
+    /// Serves on `listener` on the current tokio runtime, with an empty state.
+    pub fn serve(listener: tokio::net::TcpListener) -> FakeStripe {
         let addr = listener.local_addr().expect("local addr");
         let state = State {
             webhook_enabled: true,
@@ -112,6 +121,10 @@ impl FakeStripe {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn has_customer(&self, id: &str) -> bool {
+        self.lock().has_customer(id)
     }
 
     /// Seeds a customer (`cus_...`) without HTTP.
@@ -156,6 +169,10 @@ impl FakeStripe {
         let mut all: Vec<&state::Stored> = st.events.iter().collect();
         all.sort_by_key(|s| std::cmp::Reverse((s.json["created"].as_i64().unwrap_or(0), s.seq)));
         all.into_iter().map(|s| s.json.clone()).collect()
+    }
+
+    pub fn event(&self, id: &str) -> Option<Value> {
+        state::find(&self.lock().events, id).map(|s| s.json.clone())
     }
 
     /// Deletes every event of `event_type`, as if Stripe had never created them.
