@@ -1,5 +1,5 @@
 //! The `creditd` command line: serve, migrate, healthcheck, the operator tools resync and replay,
-//! and (feature `sandbox`) the Stripe sandbox.
+//! and (feature `sandbox`) the Stripe sandbox and the demo.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -75,6 +75,9 @@ enum Command {
     /// Serve a stateful Stripe sandbox (no Stripe account needed), or act on a running one.
     #[cfg(feature = "sandbox")]
     Sandbox(Box<creditd::sandbox::cli::SandboxArgs>),
+    /// Walk the billing-credits flow against a running creditd, printing each request as curl.
+    #[cfg(feature = "sandbox")]
+    Demo(creditd::sandbox::demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -108,6 +111,8 @@ async fn main() -> ExitCode {
         }
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => creditd::sandbox::cli::run(*args).await,
+        #[cfg(feature = "sandbox")]
+        Command::Demo(args) => creditd::sandbox::demo::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ mod control;
 mod controls;
 mod credits;
 mod delivery;
+pub mod demo;
+mod demo_http;
 mod error;
 mod events;
 mod form;
