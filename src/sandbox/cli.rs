@@ -52,7 +52,11 @@ enum Action {
         currency: String,
     },
     /// Set the customer's balance (negative = credit applied to its next invoice).
-    Balance { customer: String, amount: i64 },
+    Balance {
+        customer: String,
+        #[arg(allow_negative_numbers = true)]
+        amount: i64,
+    },
     /// Give the customer a percent-off coupon.
     Discount { customer: String, percent_off: f64 },
     /// Deliver an event to the webhook endpoint again, now.

@@ -3,6 +3,7 @@
 
 mod invoice_life;
 mod lists;
+mod sandbox_controls;
 
 use creditd::sandbox::{
     FakeStripe, Fault, FaultKind, OPENAPI_SUBSET, TestClient, TestResponse, sign_payload,

@@ -14,4 +14,5 @@ mod funding;
 mod openapi;
 mod operations;
 mod purchases;
+mod sandbox_demo;
 mod webhooks;
