@@ -15,4 +15,5 @@ mod openapi;
 mod operations;
 mod purchases;
 mod sandbox_demo;
+mod sdk_fidelity;
 mod webhooks;
