@@ -142,12 +142,9 @@ impl Demo {
         if let Some(c) = &self.args.customer {
             return Ok(c.clone());
         }
-        let call = match self.sandbox {
-            true => self.sandbox_control("customers"),
-            false => self
-                .stripe(Method::POST, "/v1/customers")
-                .form(&[("name", "creditd demo")]),
-        };
+        let call = self
+            .stripe(Method::POST, "/v1/customers")
+            .form(&[("name", "creditd demo")]);
         let answer = self
             .step("Create a customer at Stripe", call, Some(&["id", "object"]))
             .await?;

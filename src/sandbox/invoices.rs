@@ -312,6 +312,12 @@ pub fn retrieve(st: &State, id: &str) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::not_found("invoice", id))
 }
 
+pub fn retrieve_item(st: &State, id: &str) -> Result<Value, ApiError> {
+    find(&st.items, id)
+        .map(|s| s.json.clone())
+        .ok_or_else(|| ApiError::not_found("invoiceitem", id))
+}
+
 pub fn list(st: &State, p: &Value) -> Result<Value, ApiError> {
     let items: Vec<&Stored> = st
         .invoices

@@ -1,63 +1,23 @@
-//! Hand-written parameter schemas for the invoice operations that the OpenAPI subset lacks
-//! (retrieve, list, void, pay, mark_uncollectible); same shape as the spec's so one validator serves all.
+//! Parameter schemas for the operations the OpenAPI subset lacks (invoice retrieve, list, void,
+//! pay, mark_uncollectible; invoice item retrieve; customer create and retrieve), taken from
+//! stripe-python's typed params and kept in `spec/sdk-operations.json`, in the spec's own shape so
+//! that one validator serves all.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-fn expand() -> Value {
-    json!({ "type": "array", "items": { "type": "string", "maxLength": 5000 } })
-}
-
-fn object(props: Value) -> Value {
-    json!({ "type": "object", "additionalProperties": false, "properties": props, "required": [] })
-}
+const SDK_OPERATIONS: &str = include_str!("spec/sdk-operations.json");
 
 /// `(operation id, method, path template, parameter schema)` for each extra operation.
-pub fn operations() -> Vec<(&'static str, &'static str, &'static str, Value)> {
-    let id_string = json!({ "type": "string", "maxLength": 5000 });
-    let created = json!({ "anyOf": [
-        { "type": "object", "title": "range_query_specs", "properties": {
-            "gt": { "type": "integer" }, "gte": { "type": "integer" },
-            "lt": { "type": "integer" }, "lte": { "type": "integer" } } },
-        { "type": "integer" } ] });
-    vec![
-        (
-            "GetInvoicesInvoice",
-            "GET",
-            "/v1/invoices/{invoice}",
-            object(json!({ "expand": expand() })),
-        ),
-        (
-            "GetInvoices",
-            "GET",
-            "/v1/invoices",
-            object(json!({
-                "customer": id_string,
-                "status": { "type": "string", "enum": ["draft", "open", "paid", "uncollectible", "void"] },
-                "created": created,
-                "collection_method": { "type": "string", "enum": ["charge_automatically", "send_invoice"] },
-                "limit": { "type": "integer" },
-                "starting_after": id_string,
-                "ending_before": id_string,
-                "expand": expand(),
-            })),
-        ),
-        (
-            "PostInvoicesInvoiceVoid",
-            "POST",
-            "/v1/invoices/{invoice}/void",
-            object(json!({ "expand": expand() })),
-        ),
-        (
-            "PostInvoicesInvoicePay",
-            "POST",
-            "/v1/invoices/{invoice}/pay",
-            object(json!({ "expand": expand(), "paid_out_of_band": { "type": "boolean" } })),
-        ),
-        (
-            "PostInvoicesInvoiceMarkUncollectible",
-            "POST",
-            "/v1/invoices/{invoice}/mark_uncollectible",
-            object(json!({ "expand": expand() })),
-        ),
-    ]
+pub fn operations() -> Vec<(String, String, String, Value)> {
+    let doc: Value = serde_json::from_str(SDK_OPERATIONS).expect("sdk-operations.json is JSON");
+    let text = |op: &Value, key: &str| op[key].as_str().expect("operation field").to_string();
+    doc["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .map(|op| {
+            let (id, method) = (text(op, "operationId"), text(op, "method"));
+            (id, method, text(op, "path"), op["params"].clone())
+        })
+        .collect()
 }

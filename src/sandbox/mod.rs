@@ -13,6 +13,7 @@ mod conn;
 mod control;
 mod controls;
 mod credits;
+mod customers;
 mod delivery;
 pub mod demo;
 mod demo_http;
@@ -129,11 +130,9 @@ impl FakeStripe {
         self.lock().has_customer(id)
     }
 
-    /// Seeds a customer (`cus_...`) without HTTP.
+    /// Seeds a customer (`cus_...`) without HTTP (and without a `customer.created` event).
     pub fn create_customer(&self) -> String {
-        let id = new_id("cus_");
-        self.lock().customers.push(id.clone());
-        id
+        customers::insert(&mut self.lock(), &json!({}))
     }
 
     pub fn invoice(&self, id: &str) -> Option<Value> {

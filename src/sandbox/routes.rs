@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::state::{Ctx, State};
-use super::{credits, events, invoices};
+use super::{credits, customers, events, invoices};
 use serde_json::Value;
 
 /// Executes one validated operation. `args` are the `{...}` path segments in order.
@@ -23,6 +23,9 @@ pub fn execute(
         "PostInvoicesInvoiceMarkUncollectible" => invoices::mark_uncollectible(st, ctx, id),
         "GetInvoicesInvoice" => invoices::retrieve(st, id),
         "GetInvoices" => invoices::list(st, p),
+        "GetInvoiceitemsInvoiceitem" => invoices::retrieve_item(st, id),
+        "PostCustomers" => customers::create(st, ctx, p),
+        "GetCustomersCustomer" => customers::retrieve(st, id),
         "PostBillingCreditGrants" => credits::create_grant(st, ctx, p),
         "GetBillingCreditGrants" => credits::list_grants(st, p),
         "GetBillingCreditGrantsId" => credits::retrieve_grant(st, id),

@@ -44,9 +44,9 @@ impl Spec {
         }
         for (id, method, template, params) in manual_ops::operations() {
             ops.push(Operation {
-                id: id.to_string(),
-                method: method.to_string(),
-                template: template.to_string(),
+                id,
+                method,
+                template,
                 params,
             });
         }

@@ -44,6 +44,8 @@ pub struct Ctx {
 #[derive(Default)]
 pub struct State {
     pub customers: Vec<String>,
+    /// Each customer's stored fields; `customers::retrieve` adds balance and discount.
+    pub customer_objects: HashMap<String, Value>,
     pub invoices: Vec<Stored>,
     pub items: Vec<Stored>,
     pub grants: Vec<Stored>,

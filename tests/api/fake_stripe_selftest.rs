@@ -3,6 +3,7 @@
 
 mod invoice_life;
 mod lists;
+mod objects;
 mod sandbox_controls;
 
 use creditd::sandbox::{

@@ -19,6 +19,13 @@ client = stripe.StripeClient(
 v1 = client.v1
 cus = env["CUSTOMER"]
 
+# Customers: created and read back as stripe.Customer, balance included.
+other = v1.customers.create({"name": "SDK", "email": "sdk@example.com", "balance": -250,
+                             "metadata": {"from": "sdk"}})
+assert isinstance(other, stripe.Customer) and other.id.startswith("cus_"), other
+again = v1.customers.retrieve(other.id)
+assert again.balance == -250 and again.metadata["from"] == "sdk" and again.discount is None, again
+
 # Invoices: the calls creditd makes to fund a purchase, then payment out of band.
 create = {
     "customer": cus,
@@ -35,6 +42,7 @@ item = v1.invoice_items.create(
      "currency": "usd", "description": "credits"}
 )
 assert isinstance(item, stripe.InvoiceItem) and item.amount == 5000, item
+assert v1.invoice_items.retrieve(item.id).invoice == inv.id
 fin = v1.invoices.finalize_invoice(inv.id, {"auto_advance": False})
 assert fin.status == "open" and fin.amount_due == 5000 and fin.number, fin
 paid = v1.invoices.pay(inv.id, {"paid_out_of_band": True})
