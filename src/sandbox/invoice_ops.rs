@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::state::State;
-use super::{AUTOMATIC, FakeStripe, invoices};
+use super::{AUTOMATIC, FakeStripe, invoice_items, invoices};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -128,6 +128,6 @@ fn open_invoice(st: &mut State, customer: &str, amount: i64, currency: &str, md:
     let id = draft["id"].as_str().expect("id").to_string();
     let item =
         json!({ "invoice": id, "amount": amount, "currency": currency, "description": "credits" });
-    invoices::create_item(st, &AUTOMATIC, &item).expect("add invoice item");
+    invoice_items::create(st, &AUTOMATIC, &item).expect("add invoice item");
     invoices::finalize(st, &AUTOMATIC, &id, &json!({})).expect("finalize")
 }

@@ -7,6 +7,7 @@
 //! `spec/stripe-openapi-subset.json`, compiled in.
 
 mod amounts;
+mod balances;
 pub mod cli;
 mod client;
 mod conn;
@@ -22,6 +23,7 @@ mod events;
 mod form;
 mod hooks;
 mod idempotency;
+mod invoice_items;
 mod invoice_object;
 mod invoice_ops;
 mod invoices;

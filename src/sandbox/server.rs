@@ -91,6 +91,8 @@ async fn handle(
             replayed,
         } => {
             fake.set_status(index, status, replayed);
+            // What `creditd sandbox` shows a person watching its terminal; silent in tests.
+            tracing::info!(%method, %path, status, replayed, %request_id, "sandbox request");
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut resp = (code, axum::Json(body)).into_response();
             let h = resp.headers_mut();

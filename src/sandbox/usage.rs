@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::state::{State, find, new_id};
-use super::{AUTOMATIC, FakeStripe, invoices};
+use super::{AUTOMATIC, FakeStripe, invoice_items, invoices};
 use serde_json::{Value, json};
 use std::cmp::Reverse;
 
@@ -94,7 +94,7 @@ fn use_credits(
     let id = draft["id"].as_str().unwrap_or_default().to_string();
     let item = json!({ "invoice": id, "amount": amount, "currency": currency,
         "description": "Metered usage (sandbox)" });
-    invoices::create_item(st, &AUTOMATIC, &item)?;
+    invoice_items::create(st, &AUTOMATIC, &item)?;
     let line = find(&st.invoices, &id).expect("draft").json["lines"]["data"][0]["id"].clone();
     let mut credited = Vec::new();
     let mut left = amount;
