@@ -49,10 +49,10 @@ pub struct DemoArgs {
     timeout_secs: u64,
 }
 
-const AMOUNT: i64 = 1000;
-const USED: i64 = 400;
+pub(super) const AMOUNT: i64 = 1000;
+pub(super) const USED: i64 = 400;
 
-struct Demo {
+pub(super) struct Demo {
     args: DemoArgs,
     http: reqwest::Client,
     step: usize,
@@ -92,7 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 impl Demo {
-    fn creditd(&self, method: Method, path: &str) -> Call {
+    pub(super) fn creditd(&self, method: Method, path: &str) -> Call {
         let url = format!("{}{path}", self.args.creditd_url);
         Call::new(
             method,
@@ -101,7 +101,7 @@ impl Demo {
         )
     }
 
-    fn stripe(&self, method: Method, path: &str) -> Call {
+    pub(super) fn stripe(&self, method: Method, path: &str) -> Call {
         let url = format!("{}{path}", self.args.stripe_url);
         Call::new(
             method,
@@ -110,7 +110,7 @@ impl Demo {
         )
     }
 
-    fn sandbox_control(&self, path: &str) -> Call {
+    pub(super) fn sandbox_control(&self, path: &str) -> Call {
         Call::new(
             Method::POST,
             format!("{}/_sandbox/{path}", self.args.stripe_url),
@@ -119,7 +119,7 @@ impl Demo {
     }
 
     /// Prints the step, sends `call`, prints the answer (only `keys` when given), checks 2xx.
-    async fn step(
+    pub(super) async fn step(
         &mut self,
         title: &str,
         call: Call,
@@ -259,63 +259,9 @@ impl Demo {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-
-    async fn balance(&mut self, customer: &str, want: i64) -> anyhow::Result<()> {
-        let call = self.creditd(
-            Method::GET,
-            &format!("/v1/customers/{customer}/credit_balance"),
-        );
-        let answer = self
-            .step("The customer's credit balance", call, None)
-            .await?;
-        let have = answer["balances"][0]["available"]["value"].as_i64();
-        ensure!(
-            have == Some(want),
-            "available balance is {have:?}, expected {want}"
-        );
-        Ok(())
-    }
-
-    async fn transactions(&mut self, customer: &str, grant: &str) -> anyhow::Result<()> {
-        let path = format!("/v1/customers/{customer}/credit_transactions?credit_grant={grant}");
-        let answer = self
-            .step(
-                "The grant's transactions",
-                self.creditd(Method::GET, &path),
-                None,
-            )
-            .await?;
-        let credited = answer["data"].as_array().into_iter().flatten().any(|t| {
-            t["credit"]["type"] == "credits_granted"
-                && t["credit"]["amount"]["monetary"]["value"] == AMOUNT
-        });
-        ensure!(credited, "no credits_granted transaction of {AMOUNT}");
-        Ok(())
-    }
-
-    async fn use_credits(&mut self, customer: &str) -> anyhow::Result<()> {
-        let call = self
-            .sandbox_control(&format!("customers/{customer}/use_credits"))
-            .json(json!({ "amount": USED, "currency": "usd" }));
-        let keys = [
-            "id",
-            "status",
-            "billing_reason",
-            "subtotal",
-            "total_pretax_credit_amounts",
-            "amount_due",
-        ];
-        let title = "Metered usage is billed; the credits pay for it";
-        let inv = self.step(title, call, Some(&keys)).await?;
-        ensure!(
-            inv["status"] == "paid" && inv["amount_due"] == 0,
-            "credits did not cover the usage"
-        );
-        Ok(())
-    }
 }
 
-fn id(v: &Value, field: &str, prefix: &str) -> anyhow::Result<String> {
+pub(super) fn id(v: &Value, field: &str, prefix: &str) -> anyhow::Result<String> {
     v[field]
         .as_str()
         .filter(|s| s.starts_with(prefix))

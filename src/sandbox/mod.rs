@@ -17,6 +17,7 @@ mod credits;
 mod customers;
 mod delivery;
 pub mod demo;
+mod demo_credits;
 mod demo_http;
 mod error;
 mod events;
