@@ -170,6 +170,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.webhook_url {
         fake.set_webhook_endpoint(url.as_str(), &[&args.webhook_secret]);
     }
+    // Stripe retries for three days; a laptop needs minutes, e.g. while creditd restarts.
+    let retries = [1, 5, 30, 120, 600, 3600].map(std::time::Duration::from_secs);
+    fake.retry_failed_deliveries(&retries);
     tracing::info!(
         addr = %args.listen_addr,
         webhook_url = args.webhook_url.as_ref().map(Url::as_str),

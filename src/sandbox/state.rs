@@ -62,6 +62,8 @@ pub struct State {
     pub webhook_url: Option<String>,
     pub webhook_secrets: Vec<String>,
     pub webhook_enabled: bool,
+    /// Waits before each retry of a failed background delivery (none by default).
+    pub delivery_retries: Vec<std::time::Duration>,
     /// Events emitted but not yet handed to the delivery task.
     pub outbox: Vec<Value>,
     pub seq: u64,

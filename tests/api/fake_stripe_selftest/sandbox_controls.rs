@@ -193,3 +193,56 @@ async fn sandbox_accepts_test_keys_as_basic_auth_like_curl_u() {
     assert_eq!(get("sk_test_123").await.unwrap().status(), 200);
     assert_eq!(get("sk_live_123").await.unwrap().status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_retries_a_failed_delivery_when_asked_and_only_then() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::time::Duration;
+    // Fails while `failures` lasts, as an endpoint that is restarting would; counts attempts.
+    let (failures, attempts) = (
+        Arc::new(AtomicU32::new(u32::MAX)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let (f, a) = (failures.clone(), attempts.clone());
+    let hook = axum::routing::post(move || async move {
+        a.fetch_add(1, SeqCst);
+        match f.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Err(_) => axum::http::StatusCode::OK,
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(
+        async move { axum::serve(listener, axum::Router::new().route("/hook", hook)).await },
+    );
+
+    let fake = FakeStripe::start().await;
+    fake.set_webhook_endpoint(&url, &["whsec_x"]);
+    let cus = fake.create_customer();
+    let later = fake.create_open_invoice(&cus, 100, "usd", &[]);
+    let paid = fake.pay_invoice(
+        fake.create_open_invoice(&cus, 100, "usd", &[])["id"]
+            .as_str()
+            .unwrap(),
+    );
+    fake.wait_for_deliveries().await;
+    assert_eq!(attempts.load(SeqCst), 8, "one try for each of the 8 events by default");
+    assert!(
+        !fake
+            .delivered_event_ids()
+            .contains(&paid["id"].as_str().unwrap().to_string())
+    );
+
+    fake.retry_failed_deliveries(&[Duration::from_millis(10); 3]);
+    failures.store(2, SeqCst);
+    attempts.store(0, SeqCst);
+    let voided = fake.void_invoice(later["id"].as_str().unwrap());
+    fake.wait_for_deliveries().await;
+    assert_eq!(attempts.load(SeqCst), 3, "two failures, then delivered");
+    assert!(
+        fake.delivered_event_ids()
+            .contains(&voided["id"].as_str().unwrap().to_string())
+    );
+}
