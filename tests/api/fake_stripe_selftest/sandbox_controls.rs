@@ -228,7 +228,11 @@ async fn sandbox_retries_a_failed_delivery_when_asked_and_only_then() {
             .unwrap(),
     );
     fake.wait_for_deliveries().await;
-    assert_eq!(attempts.load(SeqCst), 8, "one try for each of the 8 events by default");
+    assert_eq!(
+        attempts.load(SeqCst),
+        8,
+        "one try for each of the 8 events by default"
+    );
     assert!(
         !fake
             .delivered_event_ids()
