@@ -97,7 +97,7 @@ pub fn list_transactions(st: &State, p: &Value) -> Result<Value, ApiError> {
         items,
         &st.txns,
         p,
-        "/v1/billing/credit_grants",
+        "/v1/billing/credit_balance_transactions",
         "credit balance transaction",
     )
 }

@@ -166,6 +166,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen_addr)
         .await
         .with_context(|| format!("binding {}", args.listen_addr))?;
+    if !args.listen_addr.ip().is_loopback() {
+        tracing::warn!(addr = %args.listen_addr, "the sandbox's controls need no key: keep it off shared networks");
+    }
     let fake = FakeStripe::serve(listener);
     if let Some(url) = &args.webhook_url {
         fake.set_webhook_endpoint(url.as_str(), &[&args.webhook_secret]);

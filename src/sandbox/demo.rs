@@ -85,6 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         println!("\n(Using credits needs a metered subscription invoice at Stripe; skipped.)");
     }
+    demo.explain(&purchase).await?;
     println!(
         "\nDemo complete: purchase {purchase} paid by invoice {invoice} became grant {grant}."
     );
@@ -119,6 +120,21 @@ impl Demo {
     }
 
     /// Prints the step, sends `call`, prints the answer (only `keys` when given), checks 2xx.
+    /// The operator's view: every status change, event and Stripe call behind the purchase.
+    async fn explain(&mut self, purchase: &str) -> anyhow::Result<()> {
+        let url = format!("{}/admin/purchases/{purchase}", self.args.creditd_url);
+        let auth = Auth::Bearer("ADMIN_TOKEN", self.args.admin_token.clone());
+        let call = Call::new(Method::GET, url, auth);
+        let keys = ["id", "status", "history", "stripe_calls", "grant"];
+        let title = "How creditd explains the purchase (admin API)";
+        let answer = self.step(title, call, Some(&keys)).await?;
+        ensure!(
+            answer["id"] == purchase,
+            "the explain view is of another purchase"
+        );
+        Ok(())
+    }
+
     pub(super) async fn step(
         &mut self,
         title: &str,
