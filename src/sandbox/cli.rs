@@ -23,6 +23,10 @@ pub struct SandboxArgs {
         hide_env_values = true
     )]
     webhook_secret: String,
+    /// Keep the state in this JSON file across restarts (read at start, written at stop);
+    /// default: in memory only.
+    #[arg(long, env = "SANDBOX_STATE_FILE")]
+    state_file: Option<std::path::PathBuf>,
     /// The running sandbox that actions talk to.
     #[arg(long, env = "SANDBOX_URL", default_value = "http://127.0.0.1:12111")]
     url: Url,
@@ -170,6 +174,10 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
         tracing::warn!(addr = %args.listen_addr, "the sandbox's controls need no key: keep it off shared networks");
     }
     let fake = FakeStripe::serve(listener);
+    if let Some(path) = args.state_file.as_deref().filter(|p| p.exists()) {
+        fake.load_state(path)?;
+        tracing::info!(path = %path.display(), "sandbox state loaded");
+    }
     if let Some(url) = &args.webhook_url {
         fake.set_webhook_endpoint(url.as_str(), &[&args.webhook_secret]);
     }
@@ -189,7 +197,13 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
             .map_or("nowhere (no --webhook-url)", Url::as_str)
     );
     stop_signal().await;
-    tracing::info!("sandbox stopped; its state is gone");
+    match &args.state_file {
+        Some(path) => {
+            fake.save_state(path)?;
+            tracing::info!(path = %path.display(), "sandbox stopped; state saved");
+        }
+        None => tracing::info!("sandbox stopped; its state is gone"),
+    }
     Ok(())
 }
 

@@ -12,10 +12,11 @@ use crate::harness::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET, fresh_dat
 const CREDITD: &str = env!("CARGO_BIN_EXE_creditd");
 
 /// `creditd sandbox` on `port`, delivering webhooks to `webhook_url`; ready when it returns.
-async fn start_sandbox(port: u16, webhook_url: &str) -> Child {
+async fn start_sandbox(port: u16, webhook_url: &str, extra_args: &[&str]) -> Child {
     let child = Command::new(CREDITD)
         .args(["sandbox", "--listen-addr", &format!("127.0.0.1:{port}")])
         .args(["--webhook-url", webhook_url])
+        .args(extra_args)
         .env_clear()
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .stdout(Stdio::null())
@@ -55,7 +56,7 @@ async fn the_demo_turns_a_purchase_into_a_grant_against_creditd_sandbox() {
     let base = format!("http://127.0.0.1:{sandbox_port}");
     // creditd needs Stripe only once asked to do something, so it can start first.
     let creditd = CreditdProcess::start_against(&database_url, &base, &[]).await;
-    let _sandbox = start_sandbox(sandbox_port, &creditd.url("/webhooks/stripe")).await;
+    let _sandbox = start_sandbox(sandbox_port, &creditd.url("/webhooks/stripe"), &[]).await;
     let creditd_url = creditd.url("");
     let env = [
         ("CREDITD_URL", creditd_url.as_str()),
@@ -122,7 +123,7 @@ async fn the_demo_turns_a_purchase_into_a_grant_against_creditd_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creditd_sandbox_actions_steer_a_running_sandbox_and_fail_loudly() {
     let port = free_port();
-    let _sandbox = start_sandbox(port, "http://127.0.0.1:9/unused").await;
+    let _sandbox = start_sandbox(port, "http://127.0.0.1:9/unused", &[]).await;
     let base = format!("http://127.0.0.1:{port}");
     let env = [("SANDBOX_URL", base.as_str())];
     let (ok, out, _) = creditd_cli(&["sandbox", "customer"], &env).await;
@@ -152,4 +153,79 @@ async fn creditd_sandbox_actions_steer_a_running_sandbox_and_fail_loudly() {
         "the fault hits once"
     );
     assert_eq!(get("/v1/invoices").await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creditd_sandbox_keeps_its_state_in_a_file_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("creditd-sandbox-state-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("state.json");
+    let file_arg = file.to_str().unwrap();
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let mut first = start_sandbox(
+        port,
+        "http://127.0.0.1:9/unused",
+        &["--state-file", file_arg],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let customer: serde_json::Value = http
+        .post(format!("{base}/v1/customers"))
+        .basic_auth("sk_test_x", Some(""))
+        .form(&[("name", "Kept"), ("balance", "-300")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let customer = customer["id"].as_str().unwrap().to_string();
+    let env = [("SANDBOX_URL", base.as_str())];
+    let (ok, _, _) = creditd_cli(&["sandbox", "use-credits", &customer, "500"], &env).await;
+    assert!(ok);
+    let pid = first.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = tokio::time::timeout(PATIENCE, first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.success() && file.exists(), "saved at SIGTERM");
+
+    let port = free_port();
+    let _second = start_sandbox(
+        port,
+        "http://127.0.0.1:9/unused",
+        &["--state-file", file_arg],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .bearer_auth("sk_test_x")
+            .send()
+    };
+    let kept: serde_json::Value = get(format!("/v1/customers/{customer}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (kept["name"].clone(), kept["balance"].clone()),
+        (serde_json::json!("Kept"), serde_json::json!(0))
+    );
+    let query = format!("/v1/invoices?customer={customer}");
+    let invoices: serde_json::Value = get(query).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        invoices["data"][0]["amount_due"], 200,
+        "500 used, 300 from the balance"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
