@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let replacements: Vec<String> = std::env::args().skip(1).collect();
-    let sql = creditd::db::events::RECORD_EVENT;
+    let sql: &str = &creditd::db::events::RECORD_EVENT;
     let highest = placeholders(sql).map(|(_, _, n)| n).max().unwrap_or(0);
     if replacements.len() != highest {
         eprintln!(

@@ -54,6 +54,7 @@ impl Application {
                 max_attempts: config.fulfilment_max_attempts,
                 base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
                 max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
+                unknown_outcome_settle: Duration::from_secs(config.unknown_outcome_settle_secs),
             },
             livemode: config.stripe.livemode(),
             wake: Arc::new(Notify::new()),

@@ -119,7 +119,8 @@ pub struct ServeConfig {
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub webhook_max_body_bytes: usize,
-    /// Fulfilment workers in this process.
+    /// Fulfilment workers in this process. 0 makes a replica that only records webhooks and
+    /// serves the API, leaving grants to replicas that have workers.
     #[arg(long, env = "WORKER_COUNT", default_value_t = 4)]
     pub worker_count: usize,
     /// How often idle workers look for due work that another replica scheduled, in milliseconds.
@@ -137,6 +138,11 @@ pub struct ServeConfig {
     /// Longest delay between purchase retries, in seconds.
     #[arg(long, env = "FULFILMENT_RETRY_MAX_SECS", default_value_t = 1_800)]
     pub fulfilment_retry_max_secs: u64,
+    /// After Stripe stored a 500 for a grant or invoice request, how long after it creditd must
+    /// still find nothing (on its second look) before it writes again under a new key, in
+    /// seconds. Covers the lag of Stripe's lists behind a create.
+    #[arg(long, env = "UNKNOWN_OUTCOME_SETTLE_SECS", default_value_t = 60)]
+    pub unknown_outcome_settle_secs: u64,
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,
@@ -166,9 +172,6 @@ impl ServeConfig {
         }
         if self.api_token.expose() == self.admin_token.expose() {
             return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
-        }
-        if self.worker_count == 0 {
-            return Err("WORKER_COUNT must be at least 1".into());
         }
         if self.fulfilment_max_attempts < 1 {
             return Err("FULFILMENT_MAX_ATTEMPTS must be at least 1".into());

@@ -1,51 +1,47 @@
 //! The one function that turns a paid purchase into exactly one credit grant.
 //!
 //! Every route to a grant (webhook, re-sync, replay, sweeper, admin retry) only makes the purchase
-//! due (`status = 'granting'`); a worker that holds the purchase's lease then runs [`fulfil`].
-//! Why a crash at any line can neither grant twice nor lose a paid purchase:
+//! due (`status = 'granting'`, decided by [`crate::purchase::lifecycle::decide`]); a worker that
+//! holds the purchase's lease then runs [`fulfil`]. Why a crash at any line can neither grant
+//! twice nor lose a paid purchase:
 //!
 //! 1. *Before the grant request is marked*: nothing reached Stripe. The purchase stays `granting`,
 //!    its lease expires, and another worker starts again from the top.
-//! 2. *`grant_requested` is committed before the request leaves* ([`db::purchases::mark_grant_requested`]).
-//!    So any later attempt knows a grant may exist and lists the customer's grants, adopting the one
-//!    whose metadata carries this purchase id, before it may create one.
+//! 2. *`grant_requested` is committed before the request leaves* ([`db::work::mark_grant_requested`]).
+//!    So any later attempt knows a grant may exist and pages through the customer's grants,
+//!    adopting the one whose metadata carries this purchase id (voided or not), before it may
+//!    create one. The same statement fixes the body (an `expires_after_days` expiry), so every
+//!    request under one key is identical.
 //! 3. *The request carries `creditd-grant-<purchase>-<generation>` as its Idempotency-Key.* Within
 //!    Stripe's 24 hours a retry replays the first answer (or gets 409 while it still runs), so even
 //!    a grant that is not listed yet cannot be created twice. After 24 hours the key is gone, but by
 //!    then the grant is long visible to step 2.
 //! 4. *The generation changes only after Stripe itself answered 500* (stored for the key and
-//!    replayed forever). The request under the old key has then finished, so step 2 sees its grant
-//!    if it made one.
+//!    replayed forever), and only after two looks that found nothing, the last one at least the
+//!    settle time (60 s by default) after the 500 ([`db::unknown_writes`]), so a grant list that
+//!    lags behind the create cannot make a second grant. The 500 is noted before the attempt ends;
+//!    a crash before that re-sends the old key, which replays the 500, which is then noted.
 //! 5. *Between Stripe's success and our commit*: step 2 adopts the grant on the next attempt.
 //! 6. *After the commit*: the purchase is `granted` and no longer due. `credit_grant_id` is unique.
 //! 7. *A lost lease*: every write but `mark_granted` requires the lease; `mark_granted` only ever
 //!    records a grant that exists, and both holders can only find or replay the same grant.
+//!
+//! Money's effect is never lost either: a paid invoice that cannot be granted (it does not cover
+//! the purchase, its fixed expiry passed before payment, Stripe refused) ends `rejected` or
+//! `failed` with `paid_at` set, which the "paid without credits" gauge counts and alerts on.
 
+use std::time::Duration;
+
+use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
-use crate::purchase::{Purchase, PurchaseStatus};
+use crate::db::unknown_writes::{AfterLookup, Write};
+use crate::purchase::{CreditSpec, Purchase, PurchaseStatus, Settlement};
 use crate::services::Services;
 use crate::stripe::api;
 use crate::stripe::types::{CreditGrant, Invoice};
-use crate::stripe::{StripeError, StripeRequest};
 
-/// How one attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Granted {
-        grant_id: String,
-        adopted: bool,
-    },
-    Rejected(String),
-    Failed(String),
-    RetryScheduled(String),
-    /// Funding finished: the purchase's invoice is open (or already paid or void).
-    InvoiceReady {
-        invoice_id: String,
-        status: PurchaseStatus,
-    },
-    /// Another worker took the purchase over, or it left `granting`; nothing was written.
-    LeaseLost,
-}
+/// A grant must be usable for at least this long after it is created, or it is not created.
+const MIN_GRANT_LIFETIME_SECS: i64 = 60;
 
 /// Why an invoice cannot pay for a purchase.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,76 +51,110 @@ enum InvoiceCheck {
 }
 
 /// Runs one attempt at granting `purchase`, which `owner` has claimed.
-pub async fn fulfil(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-) -> anyhow::Result<Outcome> {
-    let Some(invoice_id) = purchase.invoice_id.as_deref() else {
-        return finish(
-            services,
-            purchase,
-            owner,
-            PurchaseStatus::Failed,
-            "purchase has no invoice".into(),
-        )
-        .await;
+pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> AttemptResult {
+    let attempt = Attempt {
+        services,
+        purchase,
+        owner,
     };
-    let invoice: Invoice = match call(services, purchase, api::get_invoice(invoice_id)).await? {
+    let Some(invoice_id) = purchase.invoice_id.as_ref() else {
+        return attempt
+            .finish(
+                PurchaseStatus::Failed,
+                "purchase has no invoice".into(),
+                None,
+            )
+            .await;
+    };
+    let invoice: Invoice = match attempt.call(api::get_invoice(invoice_id)).await? {
         Ok(invoice) => invoice,
-        Err(error) => return stripe_failed(services, purchase, owner, error).await,
+        Err(error) => return attempt.stripe_failed(error).await,
     };
+    let settlement = invoice.settlement();
     match check_invoice(purchase, &invoice, services.livemode) {
         Ok(()) => {}
         Err(InvoiceCheck::Mismatch(reason)) => {
-            return finish(services, purchase, owner, PurchaseStatus::Rejected, reason).await;
+            let rejected = PurchaseStatus::Rejected;
+            return attempt.finish(rejected, reason, Some(&settlement)).await;
         }
-        Err(InvoiceCheck::NotPaidYet(reason)) => {
-            return retry(services, purchase, owner, reason, false).await;
-        }
+        Err(InvoiceCheck::NotPaidYet(reason)) => return attempt.retry(reason).await,
     }
     if purchase.grant_requested {
-        let search = services
-            .stripe
-            .find_grant_for_purchase(&purchase.customer, &purchase.id)
-            .await;
-        match search {
-            Ok(Some(grant)) => return granted(services, purchase, grant, true).await,
-            Ok(None) => {}
-            Err(error) => return stripe_failed(services, purchase, owner, error).await,
+        match find_grant(&attempt).await? {
+            Lookup::Found(grant) => return granted(&attempt, *grant, true, &settlement).await,
+            Lookup::Ended(outcome) => return Ok(outcome),
+            Lookup::NotFound => {}
         }
+        if purchase.grant_unknown_since.is_some() {
+            let settle = services.policy.unknown_outcome_settle;
+            match db::unknown_writes::note_lookup(
+                &services.db,
+                &purchase.id,
+                owner,
+                Write::Grant,
+                settle,
+            )
+            .await?
+            {
+                None => return Ok(AttemptOutcome::LeaseLost),
+                Some(AfterLookup::LookAgainIn(delay)) => {
+                    let reason = "Stripe stored a 500 for the grant request; looking for the grant again before using a new key";
+                    return attempt
+                        .wait(delay.max(Duration::from_millis(100)), reason.into())
+                        .await;
+                }
+                Some(AfterLookup::NewKey(_)) => {}
+            }
+        }
+    } else if let Some(reason) = dead_on_arrival(&purchase.credit, chrono::Utc::now().timestamp()) {
+        return attempt
+            .finish(PurchaseStatus::Rejected, reason, Some(&settlement))
+            .await;
     }
-    if !db::purchases::mark_grant_requested(
+    let credit = &purchase.credit.0;
+    let Some(marked) = db::work::mark_grant_requested(
         &services.db,
         &purchase.id,
         owner,
         services.policy.lease,
+        credit.expires_after_days,
     )
     .await?
-    {
-        return Ok(Outcome::LeaseLost);
-    }
-    match call(services, purchase, api::create_grant(purchase)).await? {
-        Ok(grant) => granted(services, purchase, grant, false).await,
+    else {
+        return Ok(AttemptOutcome::LeaseLost);
+    };
+    match attempt.call(api::create_grant(&marked)).await? {
+        Ok(grant) => granted(&attempt, grant, false, &settlement).await,
         Err(error) if error.is_stored_server_error() => {
+            db::unknown_writes::note_unknown(&services.db, &purchase.id, owner, Write::Grant)
+                .await?;
             let reason = format!(
-                "Stripe stored a 500 for the grant request; next attempt uses a fresh key: {error}"
+                "Stripe stored a 500 for the grant request; looking for the grant before a new key: {error}"
             );
-            retry(services, purchase, owner, reason, true).await
+            attempt.retry(reason).await
         }
-        Err(error) => stripe_failed(services, purchase, owner, error).await,
+        Err(error) => attempt.stripe_failed(error).await,
     }
 }
 
-/// Sends a request and logs it against the purchase. The outer error is the database's.
-pub(crate) async fn call<T: serde::de::DeserializeOwned>(
-    services: &Services,
-    purchase: &Purchase,
-    request: StripeRequest,
-) -> anyhow::Result<Result<T, StripeError>> {
-    let outcome = services.stripe.send(&request).await;
-    db::calls::record(&services.db, &purchase.id, &request, &outcome).await?;
-    Ok(outcome)
+/// Pages through the customer's grants for the one carrying this purchase id, voided or not.
+async fn find_grant(attempt: &Attempt<'_>) -> anyhow::Result<Lookup<CreditGrant>> {
+    let purchase = attempt.purchase;
+    let page = |cursor: Option<&str>| api::list_grants(&purchase.customer, cursor);
+    let ours = |grant: &CreditGrant| grant.purchase_id_in_metadata() == Some(purchase.id.as_str());
+    attempt.find_in_pages(page, ours).await
+}
+
+/// A fixed expiry that has passed (or nearly) by grant time: Stripe would refuse the grant or
+/// create it already dead. `expires_after_days` never is.
+fn dead_on_arrival(credit: &CreditSpec, now: i64) -> Option<String> {
+    let expires_at = credit.expires_at?;
+    (expires_at <= now + MIN_GRANT_LIFETIME_SECS).then(|| {
+        format!(
+            "credit.expires_at {expires_at} passed before the invoice was paid (granting at {now}); \
+             no grant was created"
+        )
+    })
 }
 
 fn check_invoice(
@@ -139,7 +169,7 @@ fn check_invoice(
             if purchase.livemode { "live" } else { "test" }
         )));
     }
-    if invoice.customer != purchase.customer {
+    if invoice.customer != purchase.customer.as_str() {
         return Err(InvoiceCheck::Mismatch(format!(
             "invoice customer {} is not the purchase customer {}",
             invoice.customer, purchase.customer
@@ -153,11 +183,10 @@ fn check_invoice(
     }
     match invoice.status.as_deref() {
         Some("paid") => {}
-        Some(status @ ("void" | "uncollectible")) => {
-            return Err(InvoiceCheck::Mismatch(format!(
-                "invoice is {status}, not paid"
-            )));
+        Some("void") => {
+            return Err(InvoiceCheck::Mismatch("invoice is void, not paid".into()));
         }
+        // `open` and `uncollectible` may still be paid.
         other => {
             return Err(InvoiceCheck::NotPaidYet(format!(
                 "invoice status is {}",
@@ -165,102 +194,76 @@ fn check_invoice(
             )));
         }
     }
-    if invoice.amount_paid < purchase.amount {
+    // The customer's balance, discounts and out-of-band payment never reject a paid invoice: what
+    // must cover the purchase is the invoice's amount before them.
+    let gross = invoice.gross();
+    if gross < purchase.amount {
         return Err(InvoiceCheck::Mismatch(format!(
-            "invoice amount_paid {} is less than the purchase amount {}",
-            invoice.amount_paid, purchase.amount
+            "invoice amount before balance and discounts ({gross}) is less than the purchase amount {}",
+            purchase.amount
         )));
     }
     Ok(())
 }
 
 async fn granted(
-    services: &Services,
-    purchase: &Purchase,
+    attempt: &Attempt<'_>,
     grant: CreditGrant,
     adopted: bool,
-) -> anyhow::Result<Outcome> {
-    match db::purchases::mark_granted(&services.db, &purchase.id, &grant.id).await? {
-        Some(updated) => {
-            let latency = updated
-                .paid_at
-                .zip(updated.granted_at)
-                .map(|(paid, granted)| (granted - paid).as_seconds_f64());
-            services.metrics.grant_created(latency);
-            tracing::info!(purchase_id = %purchase.id, credit_grant_id = %grant.id, adopted, "purchase granted");
-            Ok(Outcome::Granted {
-                grant_id: grant.id,
-                adopted,
-            })
-        }
-        None => Ok(Outcome::LeaseLost),
-    }
-}
-
-/// Transient failures are retried later; Stripe refusing for good fails the purchase.
-pub(crate) async fn stripe_failed(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-    error: StripeError,
-) -> anyhow::Result<Outcome> {
-    if error.is_transient() {
-        retry(services, purchase, owner, error.to_string(), false).await
-    } else {
-        finish(
-            services,
-            purchase,
-            owner,
-            PurchaseStatus::Failed,
-            error.to_string(),
-        )
-        .await
-    }
-}
-
-/// Schedules another attempt, or gives up with `failed` once the attempts are spent.
-pub(crate) async fn retry(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-    reason: String,
-    fresh_grant_key: bool,
-) -> anyhow::Result<Outcome> {
-    if purchase.attempts >= services.policy.max_attempts {
-        let message = format!("gave up after {} attempts: {reason}", purchase.attempts);
-        return finish(services, purchase, owner, PurchaseStatus::Failed, message).await;
-    }
-    let delay = services.policy.delay_after(purchase.attempts);
-    tracing::warn!(purchase_id = %purchase.id, attempts = purchase.attempts, delay_ms = delay.as_millis() as u64, %reason, "purchase attempt will be retried");
-    if db::purchases::retry_later(
+    settlement: &Settlement,
+) -> AttemptResult {
+    let services = attempt.services;
+    let purchase = attempt.purchase;
+    let marked = db::work::mark_granted(
         &services.db,
-        purchase,
-        owner,
-        delay,
-        &reason,
-        fresh_grant_key,
+        &purchase.id,
+        &grant.id,
+        grant.voided_at,
+        settlement,
     )
-    .await?
-    {
-        Ok(Outcome::RetryScheduled(reason))
-    } else {
-        Ok(Outcome::LeaseLost)
-    }
+    .await?;
+    let Some(updated) = marked else {
+        return Ok(AttemptOutcome::LeaseLost);
+    };
+    let latency = updated
+        .paid_at
+        .zip(updated.granted_at)
+        .map(|(paid, granted)| (granted - paid).as_seconds_f64());
+    services.metrics.grant_created(latency);
+    tracing::info!(purchase_id = %purchase.id, credit_grant_id = %grant.id, adopted, voided = grant.voided_at.is_some(), "purchase granted");
+    Ok(AttemptOutcome::Granted {
+        grant_id: grant.id,
+        adopted,
+    })
 }
 
-pub(crate) async fn finish(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-    status: PurchaseStatus,
-    reason: String,
-) -> anyhow::Result<Outcome> {
-    if !db::purchases::finish(&services.db, purchase, owner, status, &reason).await? {
-        return Ok(Outcome::LeaseLost);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::purchase::Applicability;
+
+    fn credit(expires_at: Option<i64>, after_days: Option<i64>) -> CreditSpec {
+        CreditSpec {
+            value: 100,
+            currency: Currency::parse("usd").unwrap(),
+            name: "c".into(),
+            category: "paid".into(),
+            priority: None,
+            effective_at: None,
+            expires_at,
+            expires_after_days: after_days,
+            applicability: Applicability::PriceType {
+                price_type: "metered".into(),
+            },
+        }
     }
-    tracing::warn!(purchase_id = %purchase.id, status = status.as_str(), %reason, "purchase stopped");
-    Ok(match status {
-        PurchaseStatus::Rejected => Outcome::Rejected(reason),
-        _ => Outcome::Failed(reason),
-    })
+
+    #[test]
+    fn a_fixed_expiry_that_passed_is_dead_on_arrival() {
+        assert!(dead_on_arrival(&credit(Some(1_000), None), 2_000).is_some());
+        assert!(dead_on_arrival(&credit(Some(2_030), None), 2_000).is_some());
+        assert!(dead_on_arrival(&credit(Some(5_000), None), 2_000).is_none());
+        assert!(dead_on_arrival(&credit(None, Some(30)), 2_000).is_none());
+    }
 }

@@ -1,124 +1,221 @@
 //! Funds a purchase by creating, filling and finalizing its one-off Stripe invoice, resumably.
 //!
-//! Each attempt reads where Stripe is before acting, and every request carries a key derived from
-//! the purchase and the step, so a crash or failure between steps resumes without a second invoice
-//! or a second item: the invoice id is stored as soon as Stripe returns it, and when it was lost
-//! (crash before the commit, key forgotten) the invoice is found again by its metadata.
+//! Why a crash, a lost answer or an admin retry at any point cannot make a second invoice (a
+//! possible double charge) nor leave the purchase without one:
+//!
+//! 1. *`funding_requested` is committed before the invoice is created*
+//!    ([`db::work::mark_funding_requested`]). Every attempt that may follow an earlier one therefore
+//!    pages through all of the customer's invoices for the one whose metadata names this purchase
+//!    before it may create one, whatever its attempt count (an admin retry resets it).
+//! 2. *Every write carries a key derived from the purchase, the step and a generation*, so within
+//!    Stripe's 24 hours a retry replays the first answer instead of writing again.
+//! 3. *The invoice id is stored as soon as Stripe returns it (or the lookup finds it).* From then on
+//!    each attempt retrieves the invoice by id, which Stripe answers from its current state, and
+//!    resumes where it stands: a draft without creditd's line gets the line, a draft with it is
+//!    finalized, an open invoice ends funding. A found draft is resumed, never abandoned.
+//! 4. *A stored 500 follows the grant's rule.* For the invoice itself (found only through a list,
+//!    which may lag), the generation changes only after two looks that found nothing, the last one
+//!    the settle time after the 500. For the line and the finalization, the retrieved invoice is
+//!    the look: it shows the line or the finalization if the failed request made them.
 
+use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
-use crate::fulfilment::{Outcome, call, retry, stripe_failed};
+use crate::db::unknown_writes::{AfterLookup, Write};
+use crate::ids::InvoiceId;
+use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{Purchase, PurchaseStatus};
 use crate::services::Services;
-use crate::stripe::form::Form;
-use crate::stripe::types::{Invoice, InvoiceItem, List};
-use crate::stripe::{StripeError, StripeRequest};
+use crate::stripe::StripeError;
+use crate::stripe::api::funding as requests;
+use crate::stripe::types::{Invoice, InvoiceItem};
 
 /// Moves a `creating_invoice` purchase as far as it can go: to `awaiting_payment` once the invoice
 /// is open, or further when Stripe already shows it paid or voided.
-pub async fn advance(
-    services: &Services,
-    purchase: &Purchase,
-    owner: &str,
-) -> anyhow::Result<Outcome> {
+pub async fn advance(services: &Services, purchase: &Purchase, owner: &str) -> AttemptResult {
+    let attempt = Attempt {
+        services,
+        purchase,
+        owner,
+    };
     let invoice_id = match &purchase.invoice_id {
         Some(id) => id.clone(),
-        None => match find_or_create_invoice(services, purchase).await? {
-            Ok(invoice) => {
-                if !db::purchases::set_invoice(&services.db, &purchase.id, owner, &invoice.id)
-                    .await?
-                {
-                    return Ok(Outcome::LeaseLost);
+        None => match find_or_create_invoice(&attempt).await? {
+            Step::Done(invoice) => {
+                let id = InvoiceId::parse(&invoice.id)?;
+                if !db::work::set_invoice(&services.db, &purchase.id, owner, &id).await? {
+                    return Ok(AttemptOutcome::LeaseLost);
                 }
-                invoice.id
+                id
             }
-            Err(error) => return stripe_failed(services, purchase, owner, error).await,
+            Step::Ended(outcome) => return Ok(outcome),
         },
     };
-    let invoice: Invoice = match call(services, purchase, get_invoice(&invoice_id)).await? {
+    let invoice: Invoice = match attempt.call(requests::get_invoice(&invoice_id)).await? {
         Ok(invoice) => invoice,
-        Err(error) => return stripe_failed(services, purchase, owner, error).await,
+        Err(error) => return attempt.stripe_failed(error).await,
     };
-    let invoice = match invoice.status.as_deref() {
-        Some("draft") => match fill_and_finalize(services, purchase, &invoice).await? {
-            Ok(invoice) => invoice,
-            Err(error) => return stripe_failed(services, purchase, owner, error).await,
-        },
-        _ => invoice,
+    let invoice = if invoice.status.as_deref() == Some("draft") {
+        match fill_and_finalize(&attempt, &invoice).await? {
+            Step::Done(invoice) => *invoice,
+            Step::Ended(outcome) => return Ok(outcome),
+        }
+    } else {
+        invoice
     };
-    let next = match invoice.status.as_deref() {
-        Some("open") => PurchaseStatus::AwaitingPayment,
-        Some("paid") => PurchaseStatus::Granting,
-        Some("void" | "uncollectible") => PurchaseStatus::Canceled,
+    let opened = |uncollectible| (PurchaseStatus::AwaitingPayment, uncollectible);
+    let decided = |happening| lifecycle::decide(purchase.status, false, happening).next;
+    let (next, uncollectible) = match invoice.status.as_deref() {
+        Some("open") => opened(false),
+        Some("uncollectible") => opened(true),
+        Some("paid") => (decided(Happening::Paid).unwrap_or(purchase.status), false),
+        Some("void") => (decided(Happening::Voided).unwrap_or(purchase.status), false),
         other => {
-            let reason = format!(
-                "invoice {invoice_id} is {}",
-                other.unwrap_or("in an unknown state")
-            );
-            return retry(services, purchase, owner, reason, false).await;
+            let state = other.unwrap_or("in an unknown state");
+            return attempt
+                .retry(format!("invoice {invoice_id} is {state}"))
+                .await;
         }
     };
     let url = invoice.hosted_invoice_url.as_deref();
-    if !db::purchases::invoice_ready(&services.db, &purchase.id, owner, next, url).await? {
-        return Ok(Outcome::LeaseLost);
+    if !db::work::invoice_ready(&services.db, &purchase.id, owner, next, url, uncollectible).await?
+    {
+        return Ok(AttemptOutcome::LeaseLost);
     }
     tracing::info!(purchase_id = %purchase.id, %invoice_id, status = next.as_str(), "purchase invoice ready");
     if next == PurchaseStatus::Granting {
         services.wake.notify_one();
     }
-    Ok(Outcome::InvoiceReady {
-        invoice_id,
+    Ok(AttemptOutcome::InvoiceReady {
+        invoice_id: invoice_id.to_string(),
         status: next,
     })
 }
 
-async fn find_or_create_invoice(
-    services: &Services,
-    purchase: &Purchase,
-) -> anyhow::Result<Result<Invoice, StripeError>> {
-    // Only a purchase that was tried before can have an invoice we did not record.
-    if purchase.attempts > 1 {
-        let found =
-            call::<List<Invoice>>(services, purchase, list_invoices(&purchase.customer)).await?;
-        match found {
-            Ok(page) => {
-                if let Some(invoice) = page
-                    .data
-                    .into_iter()
-                    .find(|i| i.purchase_id_in_metadata() == Some(&purchase.id))
-                {
-                    return Ok(Ok(invoice));
-                }
-            }
-            Err(error) => return Ok(Err(error)),
-        }
-    }
-    call(services, purchase, create_invoice(purchase)).await
+/// A funding step either produced the invoice or ended the attempt.
+enum Step {
+    Done(Box<Invoice>),
+    Ended(AttemptOutcome),
 }
 
-async fn fill_and_finalize(
-    services: &Services,
-    purchase: &Purchase,
-    invoice: &Invoice,
-) -> anyhow::Result<Result<Invoice, StripeError>> {
+async fn find_or_create_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Step> {
+    let (services, purchase) = (attempt.services, attempt.purchase);
+    let mut generation = purchase.funding_key_generation;
+    if purchase.funding_requested {
+        match find_invoice(attempt).await? {
+            Lookup::Found(invoice) => return Ok(Step::Done(invoice)),
+            Lookup::Ended(outcome) => return Ok(Step::Ended(outcome)),
+            Lookup::NotFound => {}
+        }
+        if purchase.funding_unknown_since.is_some() {
+            let settle = services.policy.unknown_outcome_settle;
+            let after = db::unknown_writes::note_lookup(
+                &services.db,
+                &purchase.id,
+                attempt.owner,
+                Write::Funding,
+                settle,
+            )
+            .await?;
+            match after {
+                None => return Ok(Step::Ended(AttemptOutcome::LeaseLost)),
+                Some(AfterLookup::LookAgainIn(delay)) => {
+                    let reason = "Stripe stored a 500 creating the invoice; looking for it again before using a new key";
+                    let delay = delay.max(std::time::Duration::from_millis(100));
+                    return Ok(Step::Ended(attempt.wait(delay, reason.into()).await?));
+                }
+                Some(AfterLookup::NewKey(next)) => generation = next,
+            }
+        }
+    } else if !db::work::mark_funding_requested(&services.db, &purchase.id, attempt.owner).await? {
+        return Ok(Step::Ended(AttemptOutcome::LeaseLost));
+    }
+    let request = requests::create_invoice(purchase, generation);
+    finish_step(
+        attempt,
+        attempt.call(request).await?,
+        StepKind::CreateInvoice,
+    )
+    .await
+}
+
+/// Pages through all of the customer's invoices for the one whose metadata names this purchase.
+async fn find_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Lookup<Invoice>> {
+    let purchase = attempt.purchase;
+    let page = |cursor: Option<&str>| requests::list_invoices(&purchase.customer, cursor);
+    let ours = |invoice: &Invoice| invoice.purchase_id_in_metadata() == Some(purchase.id.as_str());
+    attempt.find_in_pages(page, ours).await
+}
+
+/// Adds creditd's line to a draft that lacks it, then finalizes it.
+async fn fill_and_finalize(attempt: &Attempt<'_>, invoice: &Invoice) -> anyhow::Result<Step> {
+    let purchase = attempt.purchase;
     if !invoice.currency.eq_ignore_ascii_case(&purchase.currency) {
-        return Ok(Err(mismatch(format!(
+        let reason = format!(
             "invoice currency {} is not the purchase currency {}",
             invoice.currency, purchase.currency
-        ))));
+        );
+        return Ok(Step::Ended(attempt.stripe_failed(mismatch(reason)).await?));
     }
-    if invoice.total == 0 {
-        if let Err(error) =
-            call::<InvoiceItem>(services, purchase, add_item(purchase, &invoice.id)).await?
-        {
-            return Ok(Err(error));
+    let generation = purchase.funding_key_generation;
+    if !invoice.has_line_for(&purchase.id) {
+        if invoice.line_count() > 0 {
+            let reason = format!(
+                "draft invoice {} has lines that creditd did not add; not finalizing it",
+                invoice.id
+            );
+            return Ok(Step::Ended(attempt.stripe_failed(mismatch(reason)).await?));
         }
-    } else if invoice.total != purchase.amount {
-        return Ok(Err(mismatch(format!(
-            "draft invoice total {} is not the purchase amount {}",
-            invoice.total, purchase.amount
-        ))));
+        let added = attempt
+            .call::<InvoiceItem>(requests::add_item(purchase, &invoice.id, generation))
+            .await?;
+        if let Err(error) = added {
+            return finish_step(attempt, Err(error), StepKind::OnKnownInvoice).await;
+        }
     }
-    call(services, purchase, finalize(purchase, &invoice.id)).await
+    let request = requests::finalize(purchase, &invoice.id, generation);
+    finish_step(
+        attempt,
+        attempt.call(request).await?,
+        StepKind::OnKnownInvoice,
+    )
+    .await
+}
+
+/// Which funding write a step made.
+enum StepKind {
+    /// Creating the invoice: found again only through a list, which may lag.
+    CreateInvoice,
+    /// Adding the line or finalizing: the invoice, retrieved by id, shows their effect.
+    OnKnownInvoice,
+}
+
+/// Ends a funding step. After a stored 500 the key generation must change before the step can be
+/// tried again: for the invoice itself only after the lookups ([`Write::Funding`]); for the line
+/// and the finalization at once, because the next attempt retrieves the invoice by id first.
+async fn finish_step(
+    attempt: &Attempt<'_>,
+    answer: Result<Invoice, StripeError>,
+    kind: StepKind,
+) -> anyhow::Result<Step> {
+    let error = match answer {
+        Ok(invoice) => return Ok(Step::Done(Box::new(invoice))),
+        Err(error) => error,
+    };
+    if !error.is_stored_server_error() {
+        return Ok(Step::Ended(attempt.stripe_failed(error).await?));
+    }
+    let (db, id, owner) = (&attempt.services.db, &attempt.purchase.id, attempt.owner);
+    let noted = match kind {
+        StepKind::CreateInvoice => {
+            db::unknown_writes::note_unknown(db, id, owner, Write::Funding).await?
+        }
+        StepKind::OnKnownInvoice => db::work::bump_funding_key(db, id, owner).await?,
+    };
+    if !noted {
+        return Ok(Step::Ended(AttemptOutcome::LeaseLost));
+    }
+    let reason = format!("Stripe stored a 500 for a funding step: {error}");
+    Ok(Step::Ended(attempt.retry(reason).await?))
 }
 
 fn mismatch(message: String) -> StripeError {
@@ -137,71 +234,4 @@ pub fn stripe_message(error: &StripeError) -> String {
         StripeError::Api { message, .. } => message.clone(),
         other => other.to_string(),
     }
-}
-
-fn key(purchase: &Purchase, step: &str) -> String {
-    format!("creditd-{step}-{}", purchase.id)
-}
-
-fn create_invoice(purchase: &Purchase) -> StripeRequest {
-    let funding = purchase
-        .funding
-        .as_ref()
-        .map(|f| f.0.clone())
-        .unwrap_or_else(|| crate::purchase::Funding {
-            collection_method: "charge_automatically".into(),
-            days_until_due: None,
-        });
-    let mut form = Form::new()
-        .with("customer", &purchase.customer)
-        .with("currency", &purchase.currency)
-        .with("collection_method", &funding.collection_method)
-        .with("pending_invoice_items_behavior", "exclude")
-        .with(
-            "description",
-            purchase
-                .description
-                .as_deref()
-                .unwrap_or("Prepaid usage credits"),
-        );
-    form.push_opt("days_until_due", funding.days_until_due);
-    let mut metadata = purchase.metadata.0.clone();
-    metadata.insert("creditd_purchase_id".into(), purchase.id.clone());
-    form.push_map("metadata", &metadata);
-    StripeRequest::post("/v1/invoices", form, key(purchase, "invoice"))
-}
-
-fn add_item(purchase: &Purchase, invoice_id: &str) -> StripeRequest {
-    let credit = &purchase.credit.0;
-    let form = Form::new()
-        .with("customer", &purchase.customer)
-        .with("invoice", invoice_id)
-        .with("amount", purchase.amount)
-        .with("currency", &purchase.currency)
-        .with(
-            "description",
-            format!("{} ({})", credit.name, credit.money().display()),
-        )
-        .with("metadata[creditd_purchase_id]", &purchase.id);
-    StripeRequest::post("/v1/invoiceitems", form, key(purchase, "invoiceitem"))
-}
-
-fn finalize(purchase: &Purchase, invoice_id: &str) -> StripeRequest {
-    let form = Form::new().with("auto_advance", true);
-    StripeRequest::post(
-        format!("/v1/invoices/{invoice_id}/finalize"),
-        form,
-        key(purchase, "finalize"),
-    )
-}
-
-fn get_invoice(invoice_id: &str) -> StripeRequest {
-    StripeRequest::get(format!("/v1/invoices/{invoice_id}"), Form::new())
-}
-
-fn list_invoices(customer: &str) -> StripeRequest {
-    StripeRequest::get(
-        "/v1/invoices",
-        Form::new().with("customer", customer).with("limit", 100),
-    )
 }

@@ -3,6 +3,7 @@
 use serde_json::value::RawValue;
 
 use crate::db::events::Recorded;
+use crate::purchase::lifecycle::Outcome;
 use crate::services::Services;
 use crate::stripe::types::Event;
 
@@ -14,7 +15,7 @@ pub async fn ingest(
     source: &str,
 ) -> sqlx::Result<Recorded> {
     let recorded = services.recorder.record(event, raw, source).await?;
-    if matches!(recorded.outcome.as_deref(), Some("scheduled")) {
+    if recorded.outcome == Some(Outcome::Scheduled) {
         services.wake.notify_one();
     }
     Ok(recorded)

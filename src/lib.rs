@@ -8,6 +8,8 @@
 pub mod admin;
 /// The application: state, build, run and drain.
 pub mod app;
+/// One worker attempt: logged Stripe calls and the ways it ends.
+pub mod attempt;
 /// Every setting, from environment or flags.
 pub mod config;
 /// All SQL.
@@ -20,6 +22,8 @@ pub mod fulfilment;
 pub mod funding;
 /// HTTP routers.
 pub mod http;
+/// Typed ids that check their prefix.
+pub mod ids;
 /// The pipeline every Stripe event enters by.
 pub mod ingest;
 /// Prometheus metrics.

@@ -23,6 +23,7 @@ struct Inner {
     paid_to_granted: Histogram,
     purchases: Family<Labels, Gauge>,
     oldest_paid_ungranted: Gauge,
+    paid_without_credits: Gauge,
     stripe_requests: Family<Labels, Counter>,
     stripe_retries: Family<Labels, Counter>,
     stripe_rate_limit_waits: Counter,
@@ -74,6 +75,12 @@ impl Metrics {
             "Age of the oldest purchase that is paid but not yet granted, 0 when none",
             oldest_paid_ungranted.clone(),
         );
+        let paid_without_credits = Gauge::default();
+        registry.register(
+            "purchases_paid_without_credits",
+            "Purchases whose invoice was paid but that ended rejected or failed, holding no grant",
+            paid_without_credits.clone(),
+        );
         let stripe_requests = Family::<Labels, Counter>::default();
         registry.register(
             "stripe_requests",
@@ -118,6 +125,7 @@ impl Metrics {
                 paid_to_granted,
                 purchases,
                 oldest_paid_ungranted,
+                paid_without_credits,
                 stripe_requests,
                 stripe_retries,
                 stripe_rate_limit_waits,
@@ -195,6 +203,11 @@ impl Metrics {
         self.inner
             .oldest_paid_ungranted
             .set(oldest_paid_ungranted_secs);
+    }
+
+    /// "Money taken, no credits": set just before a scrape.
+    pub fn set_paid_without_credits(&self, count: i64) {
+        self.inner.paid_without_credits.set(count);
     }
 
     pub fn render(&self) -> String {

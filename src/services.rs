@@ -32,6 +32,8 @@ pub struct RetryPolicy {
     pub max_attempts: i32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// How long after a stored 500 a lookup must still find nothing before a new key is used.
+    pub unknown_outcome_settle: Duration,
 }
 
 impl RetryPolicy {
@@ -58,6 +60,7 @@ mod tests {
             max_attempts: 5,
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(10),
+            unknown_outcome_settle: Duration::from_secs(60),
         };
         let first = policy.delay_after(1);
         assert!(first >= Duration::from_millis(1500) && first <= Duration::from_secs(2));

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt::AttemptOutcome;
 use crate::db;
-use crate::fulfilment::{self, Outcome};
+use crate::fulfilment;
 use crate::funding;
 use crate::purchase::PurchaseStatus;
 use crate::services::Services;
@@ -30,7 +31,7 @@ pub async fn run(
 ) {
     tracing::info!(worker = %owner, "worker started");
     while !shutdown.is_cancelled() {
-        match db::purchases::claim_due(&services.db, &owner, services.policy.lease, 1).await {
+        match db::work::claim_due(&services.db, &owner, services.policy.lease, 1).await {
             Ok(claimed) if !claimed.is_empty() => {
                 let taken_over = claimed.iter().filter(|c| c.taken_over).count() as u64;
                 services
@@ -58,7 +59,7 @@ pub async fn run_one(
     services: &Services,
     purchase: &crate::purchase::Purchase,
     owner: &str,
-) -> Option<Outcome> {
+) -> Option<AttemptOutcome> {
     let result = match purchase.status() {
         PurchaseStatus::Granting => fulfilment::fulfil(services, purchase, owner).await,
         PurchaseStatus::CreatingInvoice => funding::advance(services, purchase, owner).await,
@@ -80,10 +81,25 @@ pub async fn run_one(
     }
 }
 
+/// Runs every due purchase to the end of its current attempt on the caller's task, until none is
+/// due: a deterministic worker step for tests and tools. Returns the outcomes in order.
+pub async fn drain(services: &Services, owner: &str) -> anyhow::Result<Vec<AttemptOutcome>> {
+    let mut outcomes = Vec::new();
+    loop {
+        let claimed = db::work::claim_due(&services.db, owner, services.policy.lease, 1).await?;
+        if claimed.is_empty() {
+            return Ok(outcomes);
+        }
+        for claim in claimed {
+            outcomes.extend(run_one(services, &claim.purchase, owner).await);
+        }
+    }
+}
+
 /// Periodically matches recorded payments that no purchase had claimed yet.
 pub async fn run_matcher(services: Services, interval: Duration, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        match db::purchases::match_recorded_payments(&services.db).await {
+        match db::lifecycle::match_recorded_payments(&services.db).await {
             Ok(0) => {}
             Ok(matched) => {
                 tracing::info!(matched, "matched recorded payments to purchases");

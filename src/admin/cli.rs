@@ -37,6 +37,7 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
             max_attempts: 10,
             base_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(1800),
+            unknown_outcome_settle: Duration::from_secs(60),
         },
         livemode: config.stripe.livemode(),
         wake: Arc::new(Notify::new()),
@@ -125,7 +126,7 @@ pub async fn replay(config: &AdminCliConfig, event_id: &str) -> anyhow::Result<(
     audit::record(&services, "event.replay", ACTOR_CLI, &arguments, &recorded).await?;
     let replayed = result?;
     println!("{}", replayed.to_json());
-    if replayed.outcome == "scheduled" {
+    if replayed.outcome == crate::purchase::lifecycle::Outcome::Scheduled {
         println!("the purchase is now due; the running creditd servers' workers create its grant.");
     }
     Ok(())

@@ -5,8 +5,10 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::db;
-use crate::db::events::EventAction;
+use crate::db::events::StoredEvent;
+use crate::ids::{EventId, InvoiceId, PurchaseId};
 use crate::ingest;
+use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::StripeError;
 use crate::stripe::api;
@@ -15,9 +17,8 @@ use crate::stripe::api;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayed {
     pub event_id: String,
-    /// scheduled | already_<status> | unmatched | ignored | canceled | duplicate
-    pub outcome: String,
-    pub purchase_id: Option<String>,
+    pub outcome: Outcome,
+    pub purchase_id: Option<PurchaseId>,
     /// `stored` when the event was already recorded, `stripe` when it was fetched now.
     pub from: &'static str,
 }
@@ -43,81 +44,21 @@ pub enum ReplayError {
 
 /// Runs one event through the pipeline again.
 ///
-/// A stored `invoice.paid` makes its purchase due if that purchase is still unpaid (re-matching by
-/// invoice id or metadata, since the purchase may have been registered after the event); granted
-/// and failed purchases are never touched. A stored `invoice.voided` or
-/// `invoice.marked_uncollectible` cancels its purchase if that is still unpaid; other stored
-/// events are reported with their recorded outcome. An event creditd never received is fetched with
+/// A stored invoice event is applied again through the state machine (re-matching by invoice id or
+/// metadata, since the purchase may have been registered after the event), so it does exactly what
+/// it would do arriving now; other stored events are reported with their recorded outcome. An event creditd never received is fetched with
 /// `GET /v1/events/{id}` and recorded like a webhook.
 pub async fn replay(services: &Services, event_id: &str) -> Result<Replayed, ReplayError> {
     let replayed = replay_event(services, event_id).await?;
-    services.metrics.catch_up("replay", &replayed.outcome);
+    services
+        .metrics
+        .catch_up("replay", &replayed.outcome.as_string());
     Ok(replayed)
 }
 
 async fn replay_event(services: &Services, event_id: &str) -> Result<Replayed, ReplayError> {
     if let Some(stored) = db::events::find(&services.db, event_id).await? {
-        let action = EventAction::for_type(&stored.event_type);
-        if action == EventAction::Ignore {
-            return Ok(Replayed {
-                event_id: stored.id,
-                outcome: stored.outcome,
-                purchase_id: stored.purchase_id,
-                from: "stored",
-            });
-        }
-        let metadata_purchase_id = stored
-            .payload
-            .0
-            .pointer("/data/object/metadata/creditd_purchase_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let Some(invoice_id) = stored.invoice_id.as_deref() else {
-            return Ok(Replayed {
-                event_id: stored.id,
-                outcome: "unmatched".into(),
-                purchase_id: None,
-                from: "stored",
-            });
-        };
-        if action == EventAction::Cancel {
-            let canceled = db::purchases::mark_canceled(
-                &services.db,
-                invoice_id,
-                metadata_purchase_id.as_deref(),
-            )
-            .await?;
-            let outcome = if canceled.scheduled {
-                "canceled".to_owned()
-            } else {
-                canceled.outcome()
-            };
-            return Ok(Replayed {
-                event_id: stored.id,
-                outcome,
-                purchase_id: canceled.purchase_id,
-                from: "stored",
-            });
-        }
-        let paid = db::purchases::mark_paid(
-            &services.db,
-            invoice_id,
-            metadata_purchase_id.as_deref(),
-            Some(&stored.id),
-        )
-        .await?;
-        if paid.scheduled {
-            if let Some(purchase_id) = &paid.purchase_id {
-                db::admin::attach_event(&services.db, &stored.id, purchase_id).await?;
-            }
-            services.wake.notify_one();
-        }
-        return Ok(Replayed {
-            event_id: stored.id,
-            outcome: paid.outcome(),
-            purchase_id: paid.purchase_id,
-            from: "stored",
-        });
+        return replay_stored(services, stored).await;
     }
     let raw: Box<RawValue> = match services.stripe.send(&api::get_event(event_id)).await {
         Ok(raw) => raw,
@@ -137,8 +78,55 @@ async fn replay_event(services: &Services, event_id: &str) -> Result<Replayed, R
     let recorded = ingest::ingest(services, &event, &raw, "replay").await?;
     Ok(Replayed {
         event_id: event.id,
-        outcome: recorded.outcome.unwrap_or_else(|| "duplicate".into()),
+        outcome: recorded.outcome.unwrap_or(Outcome::Duplicate),
         purchase_id: recorded.purchase_id,
         from: "stripe",
+    })
+}
+
+/// Applies a recorded event again through the state machine, as if it had just arrived.
+async fn replay_stored(services: &Services, stored: StoredEvent) -> Result<Replayed, ReplayError> {
+    let happening = Happening::for_event_type(&stored.event_type);
+    let invoice_id = stored
+        .invoice_id
+        .as_deref()
+        .and_then(|id| InvoiceId::parse(id).ok());
+    let event_id = EventId::parse(&stored.id).ok();
+    let (Some(happening), Some(invoice_id)) = (happening, invoice_id) else {
+        let outcome = match happening {
+            None => stored.outcome,
+            Some(_) => Outcome::Unmatched,
+        };
+        return Ok(Replayed {
+            event_id: stored.id,
+            outcome,
+            purchase_id: stored.purchase_id,
+            from: "stored",
+        });
+    };
+    let metadata_purchase_id = stored
+        .payload
+        .0
+        .pointer("/data/object/metadata/creditd_purchase_id")
+        .and_then(Value::as_str);
+    let applied = db::lifecycle::apply_happening(
+        &services.db,
+        &invoice_id,
+        metadata_purchase_id,
+        event_id.as_ref(),
+        happening,
+    )
+    .await?;
+    if applied.outcome == Outcome::Scheduled {
+        if let Some(purchase_id) = &applied.purchase_id {
+            db::admin::attach_event(&services.db, &stored.id, purchase_id).await?;
+        }
+        services.wake.notify_one();
+    }
+    Ok(Replayed {
+        event_id: stored.id,
+        outcome: applied.outcome,
+        purchase_id: applied.purchase_id,
+        from: "stored",
     })
 }

@@ -16,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 pub use super::resync_params::{EVENT_RETENTION_SECS, MAX_TYPES, PAGE_SIZE, ResyncParams, Source};
 use crate::db;
 use crate::db::admin::{ObjectOutcome, Resync};
-use crate::db::events::EventAction;
+use crate::ids::InvoiceId;
 use crate::ingest;
+use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::StripeError;
-use crate::stripe::types::{Invoice, List};
+use crate::stripe::types::{Event, Invoice, List};
 
 /// How many times a page whose listing failed transiently is tried again before the re-sync fails.
 const PAGE_RETRIES: u32 = 5;
@@ -178,20 +179,7 @@ async fn process_event(
         Err(error) => return failed(id, format!("not a Stripe event: {error}")),
     };
     if params.dry_run {
-        let (invoice_id, metadata_purchase_id) = event.invoice_refs();
-        let action = EventAction::for_type(&event.event_type);
-        return match db::admin::predict(&services.db, id, action, invoice_id, metadata_purchase_id)
-            .await
-        {
-            Ok((outcome, new, purchase_id)) => ObjectOutcome {
-                id: id.to_string(),
-                outcome,
-                new,
-                purchase_id,
-                error: None,
-            },
-            Err(error) => failed(id, error),
-        };
+        return predict_event(services, id, &event).await;
     }
     let recorded = match ingest::ingest(services, &event, &raw, "resync").await {
         Ok(recorded) => recorded,
@@ -203,7 +191,7 @@ async fn process_event(
     if recorded.new {
         return ObjectOutcome {
             id: id.to_string(),
-            outcome: recorded.outcome.unwrap_or_else(|| "ignored".into()),
+            outcome: recorded.outcome.unwrap_or(Outcome::Ignored).as_string(),
             new: true,
             purchase_id: recorded.purchase_id,
             error: None,
@@ -218,14 +206,14 @@ async fn process_event(
     match (ours, stored) {
         (true, Some(stored)) => ObjectOutcome {
             id: id.to_string(),
-            outcome: stored.outcome,
+            outcome: stored.outcome.as_string(),
             new: true,
             purchase_id: stored.purchase_id,
             error: None,
         },
         (_, stored) => ObjectOutcome {
             id: id.to_string(),
-            outcome: "duplicate".into(),
+            outcome: Outcome::Duplicate.as_string(),
             new: false,
             purchase_id: stored.and_then(|s| s.purchase_id),
             error: None,
@@ -233,6 +221,39 @@ async fn process_event(
     }
 }
 
+/// A dry run's answer for one event, decided by the state machine's own function.
+async fn predict_event(services: &Services, id: &str, event: &Event) -> ObjectOutcome {
+    match db::events::find(&services.db, id).await {
+        Ok(Some(stored)) => {
+            return ObjectOutcome {
+                id: id.to_string(),
+                outcome: Outcome::Duplicate.as_string(),
+                new: false,
+                purchase_id: stored.purchase_id,
+                error: None,
+            };
+        }
+        Ok(None) => {}
+        Err(error) => return failed(id, error),
+    }
+    let (invoice_id, metadata_purchase_id) = event.invoice_refs();
+    let happening = Happening::for_event_type(&event.event_type);
+    let predicted =
+        db::lifecycle::predict(&services.db, invoice_id, metadata_purchase_id, happening).await;
+    match predicted {
+        Ok((purchase_id, outcome)) => ObjectOutcome {
+            id: id.to_string(),
+            outcome: outcome.as_prediction(),
+            new: true,
+            purchase_id,
+            error: None,
+        },
+        Err(error) => failed(id, error),
+    }
+}
+
+/// A paid invoice from the listing: applied like its `invoice.paid` if it was paid inside the
+/// window (it may have been created long before).
 async fn process_invoice(
     services: &Services,
     params: &ResyncParams,
@@ -243,10 +264,16 @@ async fn process_invoice(
         Ok(invoice) => invoice,
         Err(error) => return failed(id, format!("not a Stripe invoice: {error}")),
     };
-    if invoice.status.as_deref() != Some("paid") {
+    let Ok(invoice_id) = InvoiceId::parse(&invoice.id) else {
+        return failed(id, "not a Stripe invoice id");
+    };
+    let paid_at = invoice.status_transitions.paid_at;
+    let in_window =
+        paid_at.is_some_and(|t| t >= params.since && params.until.is_none_or(|u| t <= u));
+    if invoice.status.as_deref() != Some("paid") || !in_window {
         return ObjectOutcome {
             id: id.to_string(),
-            outcome: "ignored".into(),
+            outcome: Outcome::Ignored.as_string(),
             new: false,
             purchase_id: None,
             error: None,
@@ -254,18 +281,17 @@ async fn process_invoice(
     }
     let metadata_purchase_id = invoice.purchase_id_in_metadata();
     if params.dry_run {
-        return match db::admin::predict(
+        let predicted = db::lifecycle::predict(
             &services.db,
-            id,
-            EventAction::Grant,
             Some(id),
             metadata_purchase_id,
+            Some(Happening::Paid),
         )
-        .await
-        {
-            Ok((outcome, _, purchase_id)) => ObjectOutcome {
+        .await;
+        return match predicted {
+            Ok((purchase_id, outcome)) => ObjectOutcome {
                 id: id.to_string(),
-                outcome,
+                outcome: outcome.as_prediction(),
                 new: false,
                 purchase_id,
                 error: None,
@@ -273,16 +299,24 @@ async fn process_invoice(
             Err(error) => failed(id, error),
         };
     }
-    match db::purchases::mark_paid(&services.db, id, metadata_purchase_id, None).await {
-        Ok(paid) => {
-            if paid.scheduled {
+    let applied = db::lifecycle::apply_happening(
+        &services.db,
+        &invoice_id,
+        metadata_purchase_id,
+        None,
+        Happening::Paid,
+    )
+    .await;
+    match applied {
+        Ok(applied) => {
+            if applied.outcome == Outcome::Scheduled {
                 services.wake.notify_one();
             }
             ObjectOutcome {
                 id: id.to_string(),
-                outcome: paid.outcome(),
+                outcome: applied.outcome.as_string(),
                 new: false,
-                purchase_id: paid.purchase_id,
+                purchase_id: applied.purchase_id,
                 error: None,
             }
         }

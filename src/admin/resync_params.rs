@@ -193,7 +193,12 @@ impl ResyncParams {
                 "/v1/invoices"
             }
         };
-        form.push("created[gte]", self.since);
+        // Events are listed by when they happened. Invoices are listed by creation, so an invoice
+        // paid inside the window may have been created any time before it: list every paid
+        // invoice created up to the window's end and keep those paid inside it.
+        if self.source == Source::Events {
+            form.push("created[gte]", self.since);
+        }
         form.push_opt("created[lte]", self.until);
         form.push("limit", PAGE_SIZE);
         form.push_opt("starting_after", cursor);

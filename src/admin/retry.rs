@@ -24,7 +24,9 @@ pub async fn resume_status(
     services: &Services,
     purchase: &Purchase,
 ) -> sqlx::Result<PurchaseStatus> {
-    if purchase.paid_at.is_some() || db::purchases::has_paid_event(&services.db, purchase).await? {
+    if purchase.paid_at.is_some()
+        || db::lifecycle::has_recorded_payment(&services.db, &purchase.id).await?
+    {
         Ok(PurchaseStatus::Granting)
     } else if purchase.invoice_id.is_none() && purchase.funding.is_some() {
         Ok(PurchaseStatus::CreatingInvoice)
@@ -61,7 +63,7 @@ pub async fn retry(services: &Services, id: &str, force: bool) -> Result<Purchas
             let current = db::purchases::find(&services.db, id)
                 .await?
                 .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
-            Err(RetryError::NotRetryable(current.status))
+            Err(RetryError::NotRetryable(current.status.to_string()))
         }
     }
 }

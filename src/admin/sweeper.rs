@@ -1,4 +1,5 @@
-//! The sweeper: asks Stripe about unpaid purchases' invoices and makes the paid ones due. It
+//! The sweeper: asks Stripe about unpaid purchases' invoices and applies what it finds (paid,
+//! void, uncollectible) through the state machine. It
 //! covers events that Stripe never created or never delivered and that fell out of the 30-day
 //! event window. Bounded per run and sent through the rate-limited Stripe client.
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::db;
+use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::api;
 use crate::stripe::types::Invoice;
@@ -33,26 +35,33 @@ pub async fn sweep_once(services: &Services, batch: i64, min_age: Duration) -> s
             Ok(invoice) => invoice,
             Err(error) => {
                 sweep.errors += 1;
-                tracing::warn!(purchase_id, invoice_id, %error, "sweeper could not read an invoice");
+                tracing::warn!(%purchase_id, %invoice_id, %error, "sweeper could not read an invoice");
                 continue;
             }
         };
-        if invoice.status.as_deref() != Some("paid") {
-            continue;
-        }
-        let paid = db::purchases::mark_paid(
+        let happening = match invoice.status.as_deref() {
+            Some("paid") => Happening::Paid,
+            Some("void") => Happening::Voided,
+            Some("uncollectible") => Happening::MarkedUncollectible,
+            _ => continue,
+        };
+        let applied = db::lifecycle::apply_happening(
             &services.db,
             &invoice_id,
             invoice.purchase_id_in_metadata(),
             None,
+            happening,
         )
         .await?;
-        if paid.scheduled {
+        if applied.outcome == Outcome::Canceled {
+            services.metrics.catch_up("sweeper", "canceled");
+        }
+        if applied.outcome == Outcome::Scheduled {
             sweep.scheduled += 1;
             services.metrics.catch_up("sweeper", "scheduled");
             tracing::warn!(
-                purchase_id,
-                invoice_id,
+                %purchase_id,
+                %invoice_id,
                 "sweeper found a paid invoice without a recorded invoice.paid; scheduled its grant"
             );
             services.wake.notify_one();

@@ -183,7 +183,7 @@ pub struct ObjectOutcome {
     pub id: String,
     pub outcome: String,
     pub new: bool,
-    pub purchase_id: Option<String>,
+    pub purchase_id: Option<crate::ids::PurchaseId>,
     pub error: Option<String>,
 }
 
@@ -415,55 +415,4 @@ pub async fn attach_event(
         .execute(db)
         .await?;
     Ok(())
-}
-
-/// Dry run: what recording this event would do, read-only. The same decision as the webhook
-/// statement: duplicate, ignored, unmatched, would_schedule, would_cancel or already_<status>.
-pub async fn predict(
-    db: impl PgExecutor<'_>,
-    event_id: &str,
-    action: super::events::EventAction,
-    invoice_id: Option<&str>,
-    metadata_purchase_id: Option<&str>,
-) -> sqlx::Result<(String, bool, Option<String>)> {
-    use super::events::EventAction;
-    let row: (bool, Option<String>, Option<String>) = sqlx::query_as(
-        r#"
-        SELECT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1),
-               t.id, t.status
-        FROM (SELECT 1) AS one
-        LEFT JOIN LATERAL (
-            SELECT p.id, p.status FROM purchases p
-            WHERE p.invoice_id = $2 OR (p.id = $3 AND (p.invoice_id IS NULL OR p.invoice_id = $2))
-            ORDER BY (p.invoice_id = $2) DESC NULLS LAST
-            LIMIT 1
-        ) t ON true
-        "#,
-    )
-    .bind(event_id)
-    .bind(invoice_id)
-    .bind(metadata_purchase_id)
-    .fetch_one(db)
-    .await?;
-    let (exists, purchase_id, status) = row;
-    if exists {
-        return Ok(("duplicate".into(), false, None));
-    }
-    let unpaid = matches!(
-        status.as_deref(),
-        Some("awaiting_payment" | "creating_invoice")
-    );
-    let outcome = match (action, &status) {
-        (EventAction::Ignore, _) => "ignored".to_string(),
-        (_, None) => "unmatched".into(),
-        (EventAction::Grant, _) if unpaid => "would_schedule".into(),
-        (EventAction::Cancel, _) if unpaid => "would_cancel".into(),
-        (_, Some(status)) => format!("already_{status}"),
-    };
-    let purchase_id = if action == EventAction::Ignore {
-        None
-    } else {
-        purchase_id
-    };
-    Ok((outcome, true, purchase_id))
 }

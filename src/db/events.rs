@@ -1,78 +1,44 @@
 //! The idempotency table for Stripe events: recording an event and scheduling its work in one statement.
 
+use std::sync::LazyLock;
+
 use sqlx::PgExecutor;
 
+use super::lifecycle;
+use crate::ids::PurchaseId;
+use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::stripe::types::Event;
-
-/// What an event asks of the purchase it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventAction {
-    /// `invoice.paid`: the purchase becomes due for granting.
-    Grant,
-    /// `invoice.voided`, `invoice.marked_uncollectible`: an unpaid purchase is canceled.
-    Cancel,
-    /// Anything else: recorded as ignored.
-    Ignore,
-}
-
-impl EventAction {
-    pub fn for_type(event_type: &str) -> Self {
-        match event_type {
-            "invoice.paid" => EventAction::Grant,
-            "invoice.voided" | "invoice.marked_uncollectible" => EventAction::Cancel,
-            _ => EventAction::Ignore,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            EventAction::Grant => "grant",
-            EventAction::Cancel => "cancel",
-            EventAction::Ignore => "ignore",
-        }
-    }
-}
 
 /// The result of recording one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// False when the event id was already recorded: nothing changed.
     pub new: bool,
-    /// scheduled | canceled | already_<status> | unmatched | ignored; None for duplicates.
-    pub outcome: Option<String>,
-    pub purchase_id: Option<String>,
+    /// What recording did; None for duplicates.
+    pub outcome: Option<Outcome>,
+    pub purchase_id: Option<PurchaseId>,
 }
 
-/// Records the event and, in the same statement, moves the matched purchase on.
+/// Records the event and, in the same statement, applies it to the purchase it belongs to.
 ///
 /// One statement means one round trip and one commit per event. A duplicate finds its id in the
 /// primary key before anything else runs, locks nothing, writes nothing and never parses its
 /// payload (it travels as text and becomes jsonb only when inserted); two copies racing past
-/// that check meet at `ON CONFLICT`. The purchase row is
-/// locked (`FOR UPDATE`) so the outcome written with the event agrees with what the update did.
-/// A purchase matches by invoice id, or by the `creditd_purchase_id` on an invoice creditd
-/// created when the purchase does not have its invoice id yet.
-pub const RECORD_EVENT: &str = r#"
+/// that check meet at `ON CONFLICT`. The purchase row is locked (`FOR UPDATE`) so the outcome
+/// written with the event agrees with what the update did. Matching and the decision are the
+/// state machine's shared fragments ([`super::lifecycle`]); `$9` is the happening, NULL for an
+/// event type creditd does not act on.
+pub static RECORD_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
 WITH fresh AS (
     SELECT NOT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1) AS is_new
 ), target AS (
-    SELECT p.id, p.status
-    FROM purchases p, fresh
-    WHERE fresh.is_new AND $9 <> 'ignore'
-      AND (p.invoice_id = $5 OR (p.id = $6 AND (p.invoice_id IS NULL OR p.invoice_id = $5)))
-    ORDER BY (p.invoice_id = $5) DESC NULLS LAST
-    LIMIT 1
-    FOR UPDATE OF p
+    {target}
 ), decided AS (
-    SELECT t.id AS purchase_id,
-           CASE
-               WHEN $9 = 'ignore' THEN 'ignored'
-               WHEN t.id IS NULL THEN 'unmatched'
-               WHEN $9 = 'grant' AND t.status IN ('awaiting_payment', 'creating_invoice') THEN 'scheduled'
-               WHEN $9 = 'cancel' AND t.status IN ('awaiting_payment', 'creating_invoice') THEN 'canceled'
-               ELSE 'already_' || t.status
-           END AS outcome
-    FROM (SELECT 1) AS one LEFT JOIN target t ON true
+    SELECT d.purchase_id, d.next_status,
+           CASE WHEN $9::text IS NULL THEN 'ignored' ELSE d.outcome END AS outcome
+    FROM ({decided}) d
 ), inserted AS (
     INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                                purchase_id, outcome, source, payload)
@@ -82,24 +48,27 @@ WITH fresh AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING purchase_id, outcome
 ), moved AS (
-    UPDATE purchases p
-    SET status = CASE WHEN i.outcome = 'scheduled' THEN 'granting' ELSE 'canceled' END,
-        invoice_id = COALESCE(p.invoice_id, $5),
-        paid_event_id = CASE WHEN i.outcome = 'scheduled' THEN $1 ELSE p.paid_event_id END,
-        paid_at = CASE WHEN i.outcome = 'scheduled' THEN now() ELSE p.paid_at END,
-        next_attempt_at = CASE WHEN i.outcome = 'scheduled' THEN now() ELSE NULL END,
-        attempts = 0,
-        last_error = NULL,
-        updated_at = now()
-    FROM inserted i
-    WHERE p.id = i.purchase_id AND i.outcome IN ('scheduled', 'canceled')
-    RETURNING p.id
+    {apply}
 )
 SELECT EXISTS (SELECT 1 FROM inserted) AS new,
        (SELECT outcome FROM inserted) AS outcome,
        (SELECT purchase_id FROM inserted) AS purchase_id,
        (SELECT count(*) FROM moved) AS moved
-"#;
+"#,
+        target = lifecycle::locked_target(
+            "$5",
+            "$6",
+            ", fresh",
+            "fresh.is_new AND $9::text IS NOT NULL"
+        ),
+        decided = lifecycle::decided_sql("$9::text"),
+        apply = lifecycle::apply_sql(
+            "(SELECT d.* FROM decided d JOIN inserted i ON i.purchase_id = d.purchase_id)",
+            "$5",
+            "$1"
+        ),
+    )
+});
 
 /// Records a verified event. `raw` is the event JSON exactly as received.
 pub async fn record(
@@ -108,9 +77,9 @@ pub async fn record(
     raw: &serde_json::value::RawValue,
     source: &str,
 ) -> sqlx::Result<Recorded> {
-    let action = EventAction::for_type(&event.event_type);
+    let happening = Happening::for_event_type(&event.event_type);
     let (invoice_id, metadata_purchase_id) = event.invoice_refs();
-    let row: (bool, Option<String>, Option<String>, i64) = sqlx::query_as(RECORD_EVENT)
+    let row: (bool, Option<Outcome>, Option<PurchaseId>, i64) = sqlx::query_as(&RECORD_EVENT)
         .bind(&event.id)
         .bind(&event.event_type)
         .bind(event.livemode)
@@ -119,7 +88,7 @@ pub async fn record(
         .bind(metadata_purchase_id)
         .bind(source)
         .bind(raw.get())
-        .bind(action.as_str())
+        .bind(happening.map(Happening::as_str))
         .fetch_one(db)
         .await?;
     Ok(Recorded {
@@ -138,8 +107,8 @@ pub struct StoredEvent {
     pub livemode: bool,
     pub stripe_created: i64,
     pub invoice_id: Option<String>,
-    pub purchase_id: Option<String>,
-    pub outcome: String,
+    pub purchase_id: Option<PurchaseId>,
+    pub outcome: Outcome,
     pub source: String,
     pub payload: sqlx::types::Json<serde_json::Value>,
     pub received_at: chrono::DateTime<chrono::Utc>,

@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod calls;
 pub mod events;
+pub mod lifecycle;
 pub mod purchases;
 pub mod recorder;
+pub mod unknown_writes;
+pub mod work;
 
 use std::time::Duration;
 

@@ -53,6 +53,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok((by_status, oldest)) => metrics.set_purchase_gauges(&by_status, oldest),
         Err(error) => tracing::warn!(%error, "could not read purchase gauges"),
     }
+    match db::purchases::paid_without_credits(&state.services.db).await {
+        Ok(count) => metrics.set_paid_without_credits(count),
+        Err(error) => tracing::warn!(%error, "could not count paid purchases without credits"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -13,6 +13,7 @@ use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::funding;
 use crate::http::schemas;
+use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{self, Purchase, PurchaseStatus};
 use crate::stripe::StripeRequest;
 use crate::stripe::form::Form;
@@ -110,7 +111,7 @@ async fn fund_now(state: &AppState, purchase: &Purchase) -> ApiResult<Reply> {
     let db = &state.services.db;
     let owner = crate::worker::owner_name(0);
     let Some(claimed) =
-        db::purchases::claim_one(db, &purchase.id, &owner, state.services.policy.lease).await?
+        db::work::claim_one(db, &purchase.id, &owner, state.services.policy.lease).await?
     else {
         return Ok(reply(StatusCode::ACCEPTED, purchase));
     };
@@ -258,16 +259,17 @@ async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     let purchase = db::purchases::find(db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+    let paid_before = purchase.paid_at.is_some();
+    let decision = lifecycle::decide(purchase.status, paid_before, Happening::Voided);
     match purchase.status() {
         PurchaseStatus::Canceled => return Ok(reply(StatusCode::OK, &purchase)),
-        PurchaseStatus::AwaitingPayment => {}
-        PurchaseStatus::Failed if purchase.paid_at.is_none() => {}
         PurchaseStatus::CreatingInvoice => {
             return Err(ApiError::conflict(
                 "purchase_busy",
                 "the invoice is still being created; retry in a moment",
             ));
         }
+        _ if decision.next == Some(PurchaseStatus::Canceled) => {}
         status => {
             return Err(ApiError::conflict(
                 "purchase_paid",
@@ -281,22 +283,18 @@ async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     if let Some(invoice_id) = purchase.invoice_id.as_deref() {
         void_invoice(&state, &purchase, invoice_id).await?;
     }
-    match db::purchases::cancel(db, &id).await? {
-        Some(canceled) => Ok(reply(StatusCode::OK, &canceled)),
-        None => {
-            let current = db::purchases::find(db, &id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("purchase", &id))?;
-            // The invoice.voided webhook may have canceled it first; anything else means it was paid.
-            if current.status() == PurchaseStatus::Canceled {
-                return Ok(reply(StatusCode::OK, &current));
-            }
-            Err(ApiError::conflict(
-                "purchase_paid",
-                format!("purchase became {} while canceling", current.status),
-            ))
-        }
+    db::lifecycle::apply_to_purchase(db, &id, Happening::Voided).await?;
+    let current = db::purchases::find(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("purchase", &id))?;
+    // The invoice.voided webhook may have canceled it first; anything else means it was paid.
+    if current.status() == PurchaseStatus::Canceled {
+        return Ok(reply(StatusCode::OK, &current));
     }
+    Err(ApiError::conflict(
+        "purchase_paid",
+        format!("purchase became {} while canceling", current.status),
+    ))
 }
 
 async fn void_invoice(state: &AppState, purchase: &Purchase, invoice_id: &str) -> ApiResult<()> {

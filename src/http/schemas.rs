@@ -38,7 +38,12 @@ pub struct CreditSpec {
     #[schema(minimum = 0, maximum = 100)]
     priority: Option<i64>,
     effective_at: Option<i64>,
+    /// A fixed expiry. If it has passed by the time the invoice is paid, no grant is created and
+    /// the purchase ends `rejected` (and is alerted on).
     expires_at: Option<i64>,
+    /// Credits valid for this many days from the grant (1 to 3650); exclusive with `expires_at`.
+    #[schema(minimum = 1, maximum = 3650)]
+    expires_after_days: Option<i64>,
     applicability: Option<Applicability>,
 }
 
@@ -67,9 +72,15 @@ pub struct Purchase {
     livemode: bool,
     invoice_id: Option<String>,
     hosted_invoice_url: Option<String>,
+    /// When Stripe marked the invoice uncollectible; the purchase stays payable until it is voided.
+    uncollectible_at: Option<i64>,
+    /// What settled the invoice, as Stripe showed it when creditd judged it.
+    settlement: Option<Settlement>,
     #[schema(value_type = Object)]
     credit: CreditSpec,
     credit_grant_id: Option<String>,
+    /// Set when the purchase's grant was found voided at Stripe; it is still this purchase's grant.
+    credit_grant_voided_at: Option<i64>,
     description: Option<String>,
     metadata: BTreeMap<String, String>,
     collection_method: Option<String>,
@@ -79,6 +90,19 @@ pub struct Purchase {
     granted_at: Option<i64>,
     created: i64,
     updated: i64,
+}
+
+/// What settled a paid invoice, in the currency's minor unit.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Settlement {
+    /// The invoice's amount before discounts and the customer's balance; must cover the purchase.
+    gross: i64,
+    total: i64,
+    amount_paid: i64,
+    balance_applied: i64,
+    discounts: i64,
+    paid_out_of_band: i64,
 }
 
 #[derive(ToSchema)]

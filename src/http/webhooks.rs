@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::schemas;
 use crate::ingest;
+use crate::purchase::lifecycle::Outcome;
 use crate::stripe::signature;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,14 +82,14 @@ async fn receive(State(state): State<AppState>, request: Request) -> Response {
     let (invoice_id, _) = event.invoice_refs();
     match ingest::ingest(&state.services, &event, &raw, "webhook").await {
         Ok(recorded) => {
-            let outcome = recorded.outcome.as_deref().unwrap_or("duplicate");
+            let outcome = recorded.outcome.unwrap_or(Outcome::Duplicate);
             let label = match outcome {
-                "duplicate" => "duplicate",
-                "ignored" => "ignored",
+                Outcome::Duplicate => "duplicate",
+                Outcome::Ignored => "ignored",
                 _ => "accepted",
             };
             metrics.webhook(label, "");
-            tracing::info!(event_id = %event.id, event_type = %event.event_type, invoice_id, purchase_id = recorded.purchase_id.as_deref(), outcome, "webhook recorded");
+            tracing::info!(event_id = %event.id, event_type = %event.event_type, invoice_id, purchase_id = recorded.purchase_id.as_deref(), %outcome, "webhook recorded");
             let body = json!({"received": true, "event_id": event.id, "duplicate": !recorded.new, "outcome": outcome});
             (StatusCode::OK, axum::Json(body)).into_response()
         }

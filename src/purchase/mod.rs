@@ -1,5 +1,6 @@
 //! A credit purchase: what the customer pays, the grant it buys, and the states it moves through.
 
+pub mod lifecycle;
 pub mod request;
 
 use std::collections::BTreeMap;
@@ -7,10 +8,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{CustomerId, EventId, InvoiceId, PurchaseId};
 use crate::money::{Currency, Money};
 
-/// The life of a purchase. Only `granting` and `creating_invoice` are work for a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The life of a purchase. Only `granting` and `creating_invoice` are work for a worker; what moves
+/// a purchase between the others is decided in [`lifecycle::decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PurchaseStatus {
     CreatingInvoice,
@@ -50,6 +53,45 @@ impl PurchaseStatus {
             .into_iter()
             .find(|status| status.as_str() == value)
     }
+
+    /// Statuses a worker acts on.
+    pub fn is_work(self) -> bool {
+        matches!(
+            self,
+            PurchaseStatus::CreatingInvoice | PurchaseStatus::Granting
+        )
+    }
+}
+
+impl std::fmt::Display for PurchaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Stored as text under a CHECK constraint (migrations/0001_core.sql); hand-written because
+// sqlx's derive maps enums to a Postgres enum type or an integer, not to a checked text column.
+impl sqlx::Type<sqlx::Postgres> for PurchaseStatus {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for PurchaseStatus {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+    }
+}
+
+impl sqlx::Decode<'_, sqlx::Postgres> for PurchaseStatus {
+    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        PurchaseStatus::parse(text)
+            .ok_or_else(|| format!("unknown purchase status {text:?}").into())
+    }
 }
 
 /// Which prices the credits may pay for.
@@ -73,6 +115,9 @@ pub struct CreditSpec {
     pub effective_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// Credits valid for this many days from the grant's creation (exclusive with `expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after_days: Option<i64>,
     pub applicability: Applicability,
 }
 
@@ -93,15 +138,29 @@ pub struct Funding {
     pub days_until_due: Option<i64>,
 }
 
+/// What settled a purchase's invoice, as Stripe showed it when creditd granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The invoice's amount before the customer's balance and before discounts: what the
+    /// purchase amount is compared with.
+    pub gross: i64,
+    pub total: i64,
+    pub amount_paid: i64,
+    /// Taken from the customer's credit balance (positive).
+    pub balance_applied: i64,
+    pub discounts: i64,
+    pub paid_out_of_band: i64,
+}
+
 /// A purchase as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Purchase {
-    pub id: String,
-    pub status: String,
-    pub customer: String,
+    pub id: PurchaseId,
+    pub status: PurchaseStatus,
+    pub customer: CustomerId,
     pub amount: i64,
     pub currency: String,
-    pub invoice_id: Option<String>,
+    pub invoice_id: Option<InvoiceId>,
     pub hosted_invoice_url: Option<String>,
     pub livemode: bool,
     pub credit: sqlx::types::Json<CreditSpec>,
@@ -114,18 +173,27 @@ pub struct Purchase {
     pub attempts: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    pub paid_event_id: Option<String>,
+    pub paid_event_id: Option<EventId>,
     pub paid_at: Option<DateTime<Utc>>,
     pub granted_at: Option<DateTime<Utc>>,
     pub request_hash: Option<String>,
+    pub uncollectible_at: Option<DateTime<Utc>>,
+    pub settlement: Option<sqlx::types::Json<Settlement>>,
+    pub grant_expires_at: Option<i64>,
+    pub grant_unknown_since: Option<DateTime<Utc>>,
+    pub grant_lookups: i32,
+    pub credit_grant_voided_at: Option<DateTime<Utc>>,
+    pub funding_requested: bool,
+    pub funding_key_generation: i32,
+    pub funding_unknown_since: Option<DateTime<Utc>>,
+    pub funding_lookups: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Purchase {
     pub fn status(&self) -> PurchaseStatus {
-        PurchaseStatus::parse(&self.status)
-            .expect("the database CHECK constraint allows only known statuses")
+        self.status
     }
 
     /// The Idempotency-Key of this purchase's grant. The generation changes only after Stripe stored
@@ -151,8 +219,11 @@ impl Purchase {
             "livemode": self.livemode,
             "invoice_id": self.invoice_id,
             "hosted_invoice_url": self.hosted_invoice_url,
+            "uncollectible_at": self.uncollectible_at.map(|t| t.timestamp()),
+            "settlement": self.settlement.as_ref().map(|s| &s.0),
             "credit": self.credit.0,
             "credit_grant_id": self.credit_grant_id,
+            "credit_grant_voided_at": self.credit_grant_voided_at.map(|t| t.timestamp()),
             "description": self.description,
             "metadata": self.metadata.0,
             "collection_method": self.funding.as_ref().map(|f| f.0.collection_method.clone()),
@@ -167,13 +238,6 @@ impl Purchase {
 }
 
 /// A fresh purchase id: `pur_` and 24 random alphanumerics.
-pub fn new_purchase_id() -> String {
-    use rand::Rng;
-    use rand::distr::Alphanumeric;
-    let suffix: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("pur_{suffix}")
+pub fn new_purchase_id() -> PurchaseId {
+    PurchaseId::generate()
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::{Applicability, CreditSpec, Funding};
+use crate::ids::{CustomerId, InvoiceId};
 use crate::money::Currency;
 
 /// Metadata keys creditd writes itself; clients may not set them.
@@ -28,8 +29,11 @@ const CREDIT_FIELDS: &[&str] = &[
     "priority",
     "effective_at",
     "expires_at",
+    "expires_after_days",
     "applicability",
 ];
+/// Ten years: Stripe grants have no longer horizon that makes sense for prepaid usage.
+const MAX_EXPIRES_AFTER_DAYS: i64 = 3_650;
 /// Stripe's largest amount for most currencies is eight digits; twelve leaves room and stops typos.
 const MAX_AMOUNT: i64 = 999_999_999_999;
 const DEFAULT_CREDIT_NAME: &str = "Prepaid usage credits";
@@ -51,11 +55,11 @@ fn invalid(field: &str, message: impl Into<String>) -> FieldError {
 /// A validated request to buy credits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPurchase {
-    pub customer: String,
+    pub customer: CustomerId,
     pub amount: i64,
     pub currency: Currency,
     /// None: creditd creates and finalizes the invoice itself.
-    pub invoice_id: Option<String>,
+    pub invoice_id: Option<InvoiceId>,
     pub credit: CreditSpec,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
@@ -103,26 +107,21 @@ fn reject_unknown(
     }
 }
 
-fn stripe_id(
+/// A typed Stripe id, checked by the id type itself.
+fn stripe_id<T: std::str::FromStr>(
     object: &Map<String, Value>,
     field: &str,
     prefix: &str,
-) -> Result<Option<String>, FieldError> {
+) -> Result<Option<T>, FieldError> {
     let Some(value) = optional_string(object.get(field), field, 255)? else {
         return Ok(None);
     };
-    let well_formed = value.len() > prefix.len()
-        && value.starts_with(prefix)
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !well_formed {
-        return Err(invalid(
+    value.parse().map(Some).map_err(|_| {
+        invalid(
             field,
             format!("must be a Stripe id starting with '{prefix}'"),
-        ));
-    }
-    Ok(Some(value))
+        )
+    })
 }
 
 fn optional_string(
@@ -257,6 +256,24 @@ fn credit(
             ));
         }
     }
+    let expires_after_days = integer(
+        object.get("expires_after_days"),
+        "credit.expires_after_days",
+    )?;
+    if let Some(days) = expires_after_days {
+        if !(1..=MAX_EXPIRES_AFTER_DAYS).contains(&days) {
+            return Err(invalid(
+                "credit.expires_after_days",
+                format!("must be between 1 and {MAX_EXPIRES_AFTER_DAYS}"),
+            ));
+        }
+        if expires_at.is_some() {
+            return Err(invalid(
+                "credit.expires_after_days",
+                "cannot be combined with credit.expires_at",
+            ));
+        }
+    }
     let applicability = applicability(object.get("applicability"))?;
     Ok(CreditSpec {
         value,
@@ -266,6 +283,7 @@ fn credit(
         priority,
         effective_at,
         expires_at,
+        expires_after_days,
         applicability,
     })
 }

@@ -1,5 +1,7 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
+pub mod funding;
+
 use super::client::{StripeClient, StripeError, StripeRequest};
 use super::form::Form;
 use super::types::{CreditGrant, Event, Invoice, List};
@@ -40,11 +42,14 @@ pub fn create_grant(purchase: &Purchase) -> StripeRequest {
     }
     form.push_opt("priority", credit.priority);
     form.push_opt("effective_at", credit.effective_at);
-    form.push_opt("expires_at", credit.expires_at);
+    form.push_opt(
+        "expires_at",
+        credit.expires_at.or(purchase.grant_expires_at),
+    );
     let mut metadata = purchase.metadata.0.clone();
-    metadata.insert("creditd_purchase_id".into(), purchase.id.clone());
+    metadata.insert("creditd_purchase_id".into(), purchase.id.to_string());
     if let Some(invoice_id) = &purchase.invoice_id {
-        metadata.insert("invoice_id".into(), invoice_id.clone());
+        metadata.insert("invoice_id".into(), invoice_id.to_string());
     }
     form.push_map("metadata", &metadata);
     StripeRequest::post(

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::purchase::Settlement;
+
 /// An invoice, as rendered at any API version since 2025-03-31.basil.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Invoice {
@@ -21,11 +23,76 @@ pub struct Invoice {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub hosted_invoice_url: Option<String>,
+    /// The customer's balance applied at finalization; negative when it was a credit.
+    #[serde(default)]
+    pub starting_balance: i64,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub total_discount_amounts: Vec<DiscountAmount>,
+    #[serde(default)]
+    pub amount_paid_off_stripe: Option<i64>,
+    #[serde(default)]
+    pub status_transitions: StatusTransitions,
+    #[serde(default)]
+    pub lines: Option<List<InvoiceLine>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiscountAmount {
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StatusTransitions {
+    #[serde(default)]
+    pub paid_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceLine {
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default, deserialize_with = "nullable_map")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Invoice {
     pub fn purchase_id_in_metadata(&self) -> Option<&str> {
         self.metadata.get("creditd_purchase_id").map(String::as_str)
+    }
+
+    pub fn discounts(&self) -> i64 {
+        self.total_discount_amounts.iter().map(|d| d.amount).sum()
+    }
+
+    /// The invoice's amount before discounts and before the customer's balance: `total` is after
+    /// discounts, and the balance only lowers `amount_due`.
+    pub fn gross(&self) -> i64 {
+        self.total + self.discounts()
+    }
+
+    /// What settled the invoice, for the purchase's record.
+    pub fn settlement(&self) -> Settlement {
+        Settlement {
+            gross: self.gross(),
+            total: self.total,
+            amount_paid: self.amount_paid,
+            balance_applied: (-self.starting_balance).max(0),
+            discounts: self.discounts(),
+            paid_out_of_band: self.amount_paid_off_stripe.unwrap_or(0),
+        }
+    }
+
+    /// Whether one of the loaded lines is the item creditd adds for this purchase.
+    pub fn has_line_for(&self, purchase_id: &str) -> bool {
+        self.lines.as_ref().is_some_and(|lines| {
+            lines.data.iter().any(|line| {
+                line.metadata.get("creditd_purchase_id").map(String::as_str) == Some(purchase_id)
+            })
+        })
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.as_ref().map_or(0, |lines| lines.data.len())
     }
 }
 
@@ -41,6 +108,29 @@ pub struct CreditGrant {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub voided_at: Option<i64>,
+}
+
+impl CreditGrant {
+    pub fn purchase_id_in_metadata(&self) -> Option<&str> {
+        self.metadata.get("creditd_purchase_id").map(String::as_str)
+    }
+}
+
+/// An object that Stripe lists, paged by its id.
+pub trait Listed {
+    fn id(&self) -> &str;
+}
+
+impl Listed for Invoice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for CreditGrant {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// A page of a Stripe list.
@@ -110,6 +200,12 @@ fn id_or_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
     Ok(match IdOrObject::deserialize(deserializer)? {
         IdOrObject::Id(id) | IdOrObject::Object { id } => id,
     })
+}
+
+fn nullable_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn nullable_map<'de, D: Deserializer<'de>>(

@@ -79,6 +79,7 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         fulfilment_max_attempts: 5,
         fulfilment_retry_base_ms: 50,
         fulfilment_retry_max_secs: 1,
+        unknown_outcome_settle_secs: 1,
         shutdown_drain_secs: 5,
         // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
         sweeper_interval_secs: 300,
@@ -93,6 +94,8 @@ pub struct TestApp {
     pub database_url: String,
     pub stripe: FakeStripe,
     pub http: reqwest::Client,
+    /// The app's own handles, for driving a worker step deterministically with [`TestApp::drain`].
+    pub services: creditd::services::Services,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -108,6 +111,18 @@ impl TestApp {
         let mut config = test_config(&database_url, &stripe);
         adjust(&mut config);
         Self::start(config, stripe, database_url, db).await
+    }
+
+    /// creditd with no background workers: tests run every worker step with [`TestApp::drain`].
+    pub async fn spawn_without_workers() -> TestApp {
+        Self::spawn_with(|config| config.worker_count = 0).await
+    }
+
+    /// Runs every due purchase through one attempt after another on this task until none is due.
+    pub async fn drain(&self) -> Vec<creditd::attempt::AttemptOutcome> {
+        creditd::worker::drain(&self.services, "test-drain")
+            .await
+            .expect("the database answers")
     }
 
     /// A second creditd on the same database and fake Stripe, like another replica.
@@ -130,6 +145,7 @@ impl TestApp {
     ) -> TestApp {
         let app = Application::build(config).await.expect("creditd builds");
         let addr = app.local_addr();
+        let services = app.state().services.clone();
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(stop.clone()));
         stripe.set_webhook_endpoint(&format!("http://{addr}/webhooks/stripe"), &[WEBHOOK_SECRET]);
@@ -139,6 +155,7 @@ impl TestApp {
             database_url,
             stripe,
             http: reqwest::Client::new(),
+            services,
             stop,
             task: Some(task),
         }
