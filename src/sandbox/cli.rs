@@ -9,7 +9,7 @@ use url::Url;
 
 #[derive(Args)]
 pub struct SandboxArgs {
-    /// Where the sandbox listens (serving) or is reached (actions use SANDBOX_URL).
+    /// Where the sandbox serves the Stripe API and its /_sandbox/ controls.
     #[arg(long, env = "SANDBOX_LISTEN_ADDR", default_value = "127.0.0.1:12111")]
     listen_addr: SocketAddr,
     /// Deliver every event to this URL, signed, e.g. http://127.0.0.1:8080/webhooks/stripe.

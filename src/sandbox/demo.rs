@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct DemoArgs {
+    /// The creditd to walk through.
     #[arg(long, env = "CREDITD_URL", default_value = "http://127.0.0.1:8080")]
     creditd_url: String,
+    /// creditd's API token (scripts/dev's default).
     #[arg(
         long,
         env = "API_TOKEN",
@@ -20,6 +22,7 @@ pub struct DemoArgs {
         hide_env_values = true
     )]
     api_token: String,
+    /// creditd's admin token, for the explain view (scripts/dev's default).
     #[arg(
         long,
         env = "ADMIN_TOKEN",
@@ -34,6 +37,7 @@ pub struct DemoArgs {
         default_value = "http://127.0.0.1:12111"
     )]
     stripe_url: String,
+    /// The key for Stripe's own API (any sk_test_ key for the sandbox).
     #[arg(
         long,
         env = "STRIPE_SECRET_KEY",
