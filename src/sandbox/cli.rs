@@ -48,6 +48,20 @@ enum Action {
     Void { invoice: String },
     /// Mark an open invoice uncollectible.
     MarkUncollectible { invoice: String },
+    /// Refund the card payment of a paid invoice (all that is left, or --amount).
+    Refund {
+        invoice: String,
+        #[arg(long)]
+        amount: Option<i64>,
+    },
+    /// The bank disputes the card payment of a paid invoice (--inquiry: no money moved yet).
+    Dispute {
+        invoice: String,
+        #[arg(long)]
+        inquiry: bool,
+    },
+    /// Close a dispute: won or lost.
+    CloseDispute { dispute: String, outcome: String },
     /// Bill metered usage that the customer's credits pay for first.
     UseCredits {
         customer: String,
@@ -102,6 +116,21 @@ impl Action {
                 post,
                 format!("invoices/{invoice}/mark_uncollectible"),
                 json!({}),
+            ),
+            Action::Refund { invoice, amount } => (
+                post,
+                format!("invoices/{invoice}/refund"),
+                json!({ "amount": amount }),
+            ),
+            Action::Dispute { invoice, inquiry } => (
+                post,
+                format!("invoices/{invoice}/dispute"),
+                json!({ "inquiry": inquiry }),
+            ),
+            Action::CloseDispute { dispute, outcome } => (
+                post,
+                format!("disputes/{dispute}/close"),
+                json!({ "outcome": outcome }),
             ),
             Action::UseCredits {
                 customer,

@@ -1,5 +1,5 @@
 //! `/_sandbox/` routes: act as the customer, the bank or Stripe's infrastructure would (pay, void,
-//! mark uncollectible, use credits, deliver again, inject faults). JSON in, JSON out; errors use
+//! mark uncollectible, refund, dispute, use credits, deliver again, inject faults). JSON in, JSON out; errors use
 //! Stripe's error body. They need no API key: the sandbox listens on loopback by default.
 
 use super::error::ApiError;
@@ -38,6 +38,9 @@ pub fn router() -> Router<FakeStripe> {
             "/invoices/{id}/mark_uncollectible",
             post(mark_uncollectible),
         )
+        .route("/invoices/{id}/refund", post(refund))
+        .route("/invoices/{id}/dispute", post(dispute))
+        .route("/disputes/{id}/close", post(close_dispute))
         .route("/events/{id}/deliver", post(deliver_again))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/clock/advance", post(advance_clock))
@@ -120,6 +123,32 @@ async fn void(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer 
 
 async fn mark_uncollectible(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
     fake.try_mark_uncollectible(&id).map(axum::Json)
+}
+
+/// `{"amount": 2000}` refunds part; no amount refunds what is left.
+async fn refund(State(fake): State<FakeStripe>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let amount = params(&body)?["amount"].as_i64();
+    fake.refund_invoice(&id, amount).map(axum::Json)
+}
+
+/// `{"inquiry": true}` opens an inquiry (no money moved) instead of a dispute.
+async fn dispute(State(fake): State<FakeStripe>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let inquiry = params(&body)?["inquiry"].as_bool().unwrap_or(false);
+    fake.dispute_invoice(&id, inquiry).map(axum::Json)
+}
+
+/// `{"outcome": "won"}` or `{"outcome": "lost"}`.
+async fn close_dispute(
+    State(fake): State<FakeStripe>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let won = match params(&body)?["outcome"].as_str() {
+        Some("won") => true,
+        Some("lost") => false,
+        _ => return Err(ApiError::invalid("outcome must be won or lost").param("outcome")),
+    };
+    fake.close_dispute(&id, won).map(axum::Json)
 }
 
 /// Delivers the event to the webhook endpoint again, now, and reports the endpoint's answer.

@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::state::State;
-use super::{AUTOMATIC, FakeStripe, invoice_items, invoices};
+use super::{AUTOMATIC, FakeStripe, invoice_items, invoices, payments};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -96,6 +96,40 @@ impl FakeStripe {
         self.act_on_invoice("invoice.marked_uncollectible", |st| {
             invoices::mark_uncollectible(st, &AUTOMATIC, invoice_id)
         })
+    }
+
+    /// Refunds `amount` (default: all that is left) of the card payment behind a paid invoice,
+    /// as the merchant would from the Dashboard; returns the Refund.
+    pub fn refund_invoice(&self, invoice_id: &str, amount: Option<i64>) -> Result<Value, ApiError> {
+        self.in_state(|st| {
+            let charge = payments::charge_of_invoice(st, invoice_id)?;
+            payments::refund(
+                st,
+                &AUTOMATIC,
+                &json!({ "charge": charge, "amount": amount }),
+            )
+        })
+    }
+
+    /// The customer's bank disputes the card payment behind a paid invoice; an `inquiry` moves no
+    /// money. Returns the Dispute.
+    pub fn dispute_invoice(&self, invoice_id: &str, inquiry: bool) -> Result<Value, ApiError> {
+        self.in_state(|st| payments::open_dispute(st, &AUTOMATIC, invoice_id, inquiry))
+    }
+
+    /// Closes a dispute, won or lost; returns the Dispute.
+    pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<Value, ApiError> {
+        self.in_state(|st| payments::close_dispute(st, &AUTOMATIC, dispute_id, won))
+    }
+
+    /// Runs `act` on the state, then delivers the events it emitted.
+    fn in_state(
+        &self,
+        act: impl FnOnce(&mut State) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let result = act(&mut self.lock());
+        self.flush_outbox();
+        result
     }
 
     /// [`FakeStripe::try_pay_invoice`] by card; panics when Stripe would refuse.

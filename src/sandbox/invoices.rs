@@ -4,6 +4,7 @@ use super::amounts::{apply_balance, recompute_draft};
 use super::error::ApiError;
 use super::invoice_items::attach_item;
 use super::invoice_object::blank_invoice;
+use super::payments;
 use super::state::{Ctx, State, Stored, created_matches, find, find_mut, list_page, new_id};
 use serde_json::{Value, json};
 
@@ -139,8 +140,13 @@ pub fn pay(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value, ApiE
     }
     let oob = p["paid_out_of_band"].as_bool().unwrap_or(false);
     let now = st.now();
+    let mut paying = invoice_mut(st, id)?.clone();
+    let due = paying["amount_due"].as_i64().unwrap_or(0);
+    if !oob && due > 0 {
+        payments::record_card_payment(st, &mut paying, due);
+    }
     let inv = invoice_mut(st, id)?;
-    let due = inv["amount_due"].as_i64().unwrap_or(0);
+    *inv = paying;
     inv["status"] = json!("paid");
     inv["amount_paid"] = json!(due);
     inv["amount_remaining"] = json!(0);

@@ -29,6 +29,7 @@ mod invoice_object;
 mod invoice_ops;
 mod invoices;
 mod manual_ops;
+mod payments;
 mod persist;
 mod routes;
 mod schema;

@@ -19,6 +19,8 @@ struct Snapshot {
     items: Vec<Value>,
     grants: Vec<Value>,
     txns: Vec<Value>,
+    #[serde(default)]
+    payments: [Vec<Value>; 5],
     events: Vec<Value>,
     delivered: HashSet<String>,
     balances: HashMap<String, i64>,
@@ -49,6 +51,13 @@ impl FakeStripe {
                 items: values(&st.items),
                 grants: values(&st.grants),
                 txns: values(&st.txns),
+                payments: [
+                    values(&st.payment_intents),
+                    values(&st.charges),
+                    values(&st.invoice_payments),
+                    values(&st.refunds),
+                    values(&st.disputes),
+                ],
                 events: values(&st.events),
                 delivered: st.delivered.clone(),
                 balances: st.balances.clone(),
@@ -75,6 +84,12 @@ impl FakeStripe {
         st.items = restore(&mut st, snap.items);
         st.grants = restore(&mut st, snap.grants);
         st.txns = restore(&mut st, snap.txns);
+        let [intents, charges, invoice_payments, refunds, disputes] = snap.payments;
+        st.payment_intents = restore(&mut st, intents);
+        st.charges = restore(&mut st, charges);
+        st.invoice_payments = restore(&mut st, invoice_payments);
+        st.refunds = restore(&mut st, refunds);
+        st.disputes = restore(&mut st, disputes);
         st.events = restore(&mut st, snap.events);
         st.delivered = snap.delivered;
         st.balances = snap.balances;

@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use super::state::{Ctx, State};
-use super::{balances, credits, customers, events, invoice_items, invoices};
+use super::{balances, credits, customers, events, invoice_items, invoices, payments};
 use serde_json::Value;
 
 /// Executes one validated operation. `args` are the `{...}` path segments in order.
@@ -26,6 +26,12 @@ pub fn execute(
         "GetInvoiceitemsInvoiceitem" => invoice_items::retrieve(st, id),
         "PostCustomers" => customers::create(st, ctx, p),
         "GetCustomersCustomer" => customers::retrieve(st, id),
+        "GetInvoicePayments" => payments::list_invoice_payments(st, p),
+        "GetChargesCharge" => payments::retrieve(&st.charges, "charge", id),
+        "GetPaymentIntentsIntent" => payments::retrieve(&st.payment_intents, "payment_intent", id),
+        "PostRefunds" => payments::refund(st, ctx, p),
+        "GetRefundsRefund" => payments::retrieve(&st.refunds, "refund", id),
+        "GetDisputesDispute" => payments::retrieve(&st.disputes, "dispute", id),
         "PostBillingCreditGrants" => credits::create_grant(st, ctx, p),
         "GetBillingCreditGrants" => credits::list_grants(st, p),
         "GetBillingCreditGrantsId" => credits::retrieve_grant(st, id),

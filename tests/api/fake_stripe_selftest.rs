@@ -4,6 +4,7 @@
 mod invoice_life;
 mod lists;
 mod objects;
+mod payments;
 mod sandbox_controls;
 
 use creditd::sandbox::{

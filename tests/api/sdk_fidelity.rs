@@ -96,6 +96,7 @@ async fn stripe_python_drives_the_sandbox_and_verifies_its_webhooks() {
             .arg(script)
             .env("SANDBOX_URL", fake.base_url())
             .env("CUSTOMER", &customer)
+            .env("CARD_INVOICE", invoice["id"].as_str().unwrap())
             .env("WEBHOOK_SECRET", SECRET)
             .env("WEBHOOK_PAYLOAD", payload)
             .env("WEBHOOK_SIGNATURE", signature),

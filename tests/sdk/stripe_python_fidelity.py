@@ -2,8 +2,9 @@
 are the shapes an official client expects: typed objects, list auto-paging, idempotent replays,
 typed errors, and webhook signatures that Webhook.construct_event accepts.
 
-Run by tests/api/sdk_fidelity.rs with SANDBOX_URL, CUSTOMER, WEBHOOK_SECRET, WEBHOOK_PAYLOAD and
-WEBHOOK_SIGNATURE (one invoice.paid delivery captured from the sandbox) in the environment.
+Run by tests/api/sdk_fidelity.rs with SANDBOX_URL, CUSTOMER, CARD_INVOICE (paid by card),
+WEBHOOK_SECRET, WEBHOOK_PAYLOAD and WEBHOOK_SIGNATURE (one invoice.paid delivery captured from the
+sandbox) in the environment.
 Exits non-zero on the first difference."""
 
 import os
@@ -84,6 +85,17 @@ txns = list(
 )
 assert isinstance(txns[0], stripe.billing.CreditBalanceTransaction), type(txns[0])
 assert txns[0].type == "credit" and txns[0].credit.type == "credits_granted"
+
+# The card payment behind a paid invoice, and a partial refund of it.
+payments = v1.invoice_payments.list({"invoice": env["CARD_INVOICE"]})
+assert isinstance(payments.data[0], stripe.InvoicePayment), payments
+intent = v1.payment_intents.retrieve(payments.data[0].payment.payment_intent)
+assert isinstance(intent, stripe.PaymentIntent) and intent.status == "succeeded", intent
+refund = v1.refunds.create({"payment_intent": intent.id, "amount": 100,
+                            "reason": "requested_by_customer"})
+assert isinstance(refund, stripe.Refund) and refund.status == "succeeded", refund
+charge = v1.charges.retrieve(refund.charge)
+assert isinstance(charge, stripe.Charge) and charge.amount_refunded == 100, charge
 
 # Events: typed, newest first, with the invoice inside.
 events = list(v1.events.list({"type": "invoice.paid", "limit": 1}).auto_paging_iter())
