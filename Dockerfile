@@ -31,12 +31,15 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src \
     && printf 'fn main() {}\n' > src/main.rs \
     && : > src/lib.rs \
-    && cargo build --release --locked --bin creditd \
+    && cargo build --release --locked --no-default-features --bin creditd \
     && rm -rf src \
     && rm -rf target/release/deps/creditd-* target/release/deps/libcreditd-* \
               target/release/.fingerprint/creditd-* \
               target/release/creditd target/release/libcreditd.*
 
+# The release image leaves out the Stripe sandbox (`creditd sandbox`, `creditd demo`): the cargo
+# feature `sandbox` is on by default for developers and off here (--no-default-features).
+#
 # 2) The crate itself. migrations/ must be present: sqlx::migrate! embeds the
 #    SQL files into the binary at compile time (nothing is read at run time).
 COPY migrations ./migrations
@@ -44,7 +47,7 @@ COPY src ./src
 # COPY keeps the build context's mtimes, which may be older than the dummy
 # build above; touch so cargo never mistakes the real sources for fresh.
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin creditd \
+    && cargo build --release --locked --no-default-features --bin creditd \
     && install -D -m 0755 target/release/creditd /out/creditd
 
 # ---------------------------------------------------------------------------

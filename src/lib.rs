@@ -40,6 +40,9 @@ mod parser_props;
 pub mod purchase;
 /// Pruning what creditd no longer needs.
 pub mod retention;
+/// A stateful Stripe sandbox for laptops and tests.
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 /// Secrets that never print.
 pub mod secret;
 /// Shared handles for workers and handlers.

@@ -1,4 +1,5 @@
-//! The `creditd` command line: serve, migrate, healthcheck, and the operator tools resync and replay.
+//! The `creditd` command line: serve, migrate, healthcheck, the operator tools resync and replay,
+//! and (feature `sandbox`) the Stripe sandbox and the demo.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -71,6 +72,12 @@ enum Command {
         /// The event id, evt_...
         event_id: String,
     },
+    /// Serve a stateful Stripe sandbox (no Stripe account needed), or act on a running one.
+    #[cfg(feature = "sandbox")]
+    Sandbox(Box<creditd::sandbox::cli::SandboxArgs>),
+    /// Walk the billing-credits flow against a running creditd, printing each request as curl.
+    #[cfg(feature = "sandbox")]
+    Demo(creditd::sandbox::demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -102,6 +109,10 @@ async fn main() -> ExitCode {
         Command::Replay { config, event_id } => {
             creditd::admin::cli::replay(&config, &event_id).await
         }
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => creditd::sandbox::cli::run(*args).await,
+        #[cfg(feature = "sandbox")]
+        Command::Demo(args) => creditd::sandbox::demo::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

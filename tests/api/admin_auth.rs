@@ -80,10 +80,10 @@ async fn operators_can_list_events_explain_a_purchase_and_retry_failed_ones() {
     let purchase_id = purchase["id"].as_str().unwrap();
     // Every grant request fails for good, so the purchase ends up failed.
     app.stripe.inject(
-        crate::fake_stripe::Fault::new(
+        creditd::sandbox::Fault::new(
             "POST",
             "/v1/billing/credit_grants",
-            crate::fake_stripe::FaultKind::bad_request_no_retry(),
+            creditd::sandbox::FaultKind::bad_request_no_retry(),
         )
         .forever(),
     );

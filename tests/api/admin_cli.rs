@@ -6,8 +6,8 @@ use std::process::Stdio;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::fake_stripe::FakeStripe;
 use crate::harness::TestApp;
+use creditd::sandbox::FakeStripe;
 
 fn creditd(app: &TestApp, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_creditd"));

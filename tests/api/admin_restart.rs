@@ -4,9 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::fake_stripe::FakeStripe;
 use crate::harness::process::CreditdProcess;
 use crate::harness::{ADMIN_TOKEN, PATIENCE, eventually, fresh_database, json_response};
+use creditd::sandbox::FakeStripe;
 
 const EVENTS: usize = 320;
 

@@ -11,10 +11,7 @@ async fn the_sweeper_fulfils_a_paid_invoice_whose_event_never_existed() {
     let invoice_id = invoice["id"].as_str().unwrap();
     app.stripe.pay_invoice(invoice_id);
     // As if Stripe had never created the event.
-    app.stripe
-        .lock()
-        .events
-        .retain(|e| e.json["type"] != "invoice.paid");
+    app.stripe.remove_events("invoice.paid");
     assert!(
         app.stripe
             .events()

@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::fake_stripe::FakeStripe;
 use crate::harness::process::CreditdProcess;
 use crate::harness::{
     API_TOKEN, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
 };
+use creditd::sandbox::FakeStripe;
 
 async fn register(process: &CreditdProcess, stripe: &FakeStripe, amount: i64) -> (String, String) {
     let customer = stripe.create_customer();

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::fake_stripe::{FakeStripe, invoice_paid_event};
 use crate::harness::process::CreditdProcess;
 use crate::harness::tcp_proxy::TcpProxy;
 use crate::harness::{
     API_TOKEN, TestApp, WEBHOOK_SECRET, fresh_database, json_response, test_config,
     wait_for_purchase_status,
 };
+use creditd::sandbox::{FakeStripe, invoice_paid_event};
 
 /// Every connection to PostgreSQL goes through a proxy that is then frozen: the recorder's
 /// statement gets no answer. The webhook answers 503 within the configured timeouts (so Stripe
@@ -51,7 +51,7 @@ async fn a_dead_connection_under_the_recorder_means_503_and_not_ready() {
         let http = http.clone();
         async move {
             let body = serde_json::to_vec(&event).unwrap();
-            let signature = crate::fake_stripe::sign_payload(
+            let signature = creditd::sandbox::sign_payload(
                 WEBHOOK_SECRET,
                 chrono::Utc::now().timestamp(),
                 &body,
@@ -187,7 +187,7 @@ async fn readiness_fails_while_the_recorder_is_pinned_even_with_a_healthy_pool()
         let body = serde_json::to_vec(&invoice_paid_event(&invoice)).unwrap();
         async move {
             let now = chrono::Utc::now().timestamp();
-            let signature = crate::fake_stripe::sign_payload(WEBHOOK_SECRET, now, &body);
+            let signature = creditd::sandbox::sign_payload(WEBHOOK_SECRET, now, &body);
             let response = http
                 .post(url)
                 .header("Stripe-Signature", signature)

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use reqwest::StatusCode;
 
-use crate::fake_stripe::{Fault, FaultKind, invoice_paid_event};
 use crate::harness::TestApp;
+use creditd::sandbox::{Fault, FaultKind, invoice_paid_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_deliveries_and_a_second_event_id_make_one_grant() {

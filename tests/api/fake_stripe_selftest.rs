@@ -3,9 +3,12 @@
 
 mod invoice_life;
 mod lists;
+mod objects;
+mod payments;
+mod sandbox_controls;
 
-use crate::fake_stripe::{
-    FakeStripe, Fault, FaultKind, SPEC_PATH, TestClient, TestResponse, sign_payload,
+use creditd::sandbox::{
+    FakeStripe, Fault, FaultKind, OPENAPI_SUBSET, TestClient, TestResponse, sign_payload,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -88,7 +91,7 @@ async fn fake_stripe_checks_parameters_against_the_openapi_subset() {
         (json!(50), json!("paid"))
     );
     assert_eq!(g["metadata"], json!({"invoice_id": "in_123"}));
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(SPEC_PATH).unwrap()).unwrap();
+    let spec: Value = serde_json::from_str(OPENAPI_SUBSET).unwrap();
     for key in spec["components"]["schemas"]["billing.credit_grant"]["properties"]
         .as_object()
         .unwrap()
@@ -410,12 +413,12 @@ async fn fake_stripe_lists_events_newest_first_with_cursors_filters_and_30_day_w
         } else {
             "billing.credit_grant.created"
         };
-        let mut e = crate::fake_stripe::invoice_paid_event(&json!({"id": format!("in_{i}")}));
+        let mut e = creditd::sandbox::invoice_paid_event(&json!({"id": format!("in_{i}")}));
         e["type"] = json!(t);
         e["created"] = json!(now - 260 + i); // inserted oldest first
         fake.insert_event(e);
     }
-    let mut old = crate::fake_stripe::invoice_paid_event(&json!({"id": "in_old"}));
+    let mut old = creditd::sandbox::invoice_paid_event(&json!({"id": "in_old"}));
     old["created"] = json!(now - 31 * 86_400);
     fake.insert_event(old.clone());
     let all = all_pages(&c, &[("limit", "100")]).await;
@@ -787,7 +790,7 @@ async fn fake_stripe_signs_delivers_and_tracks_webhooks() {
         ),
         (json!("invoice.paid"), json!("paid"))
     );
-    assert_eq!(paid["api_version"], crate::fake_stripe::API_VERSION);
+    assert_eq!(paid["api_version"], creditd::sandbox::API_VERSION);
     fake.wait_for_deliveries().await;
     let got = rx.got.lock().unwrap().clone();
     assert_eq!(

@@ -4,11 +4,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{FakeStripe, Fault, FaultKind};
 use crate::harness::process::CreditdProcess;
 use crate::harness::{
     API_TOKEN, TestApp, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
 };
+use creditd::sandbox::{FakeStripe, Fault, FaultKind};
 
 fn funded(customer: &str, amount: i64, currency: &str) -> Value {
     json!({"customer": customer, "amount": amount, "currency": currency, "description": "credit purchase",

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{Fault, FaultKind};
 use crate::harness::{ADMIN_TOKEN, TestApp};
+use creditd::sandbox::{Fault, FaultKind};
 
 fn funded(customer: &str, amount: i64, credit: Value) -> Value {
     json!({"customer": customer, "amount": amount, "currency": "usd", "credit": credit})

@@ -1,5 +1,4 @@
 //! creditd's integration tests, linked as one binary so the crate is linked once.
-mod fake_stripe;
 mod fake_stripe_selftest;
 mod harness;
 
@@ -21,6 +20,8 @@ mod openapi;
 mod operations;
 mod purchases;
 mod recovery;
+mod sandbox_demo;
+mod sdk_fidelity;
 mod settings;
 mod settlement;
 mod slow_clients;

@@ -13,9 +13,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{FakeStripe, Fault, FaultKind};
 use crate::harness::process::CreditdProcess;
 use crate::harness::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET, fresh_database};
+use creditd::sandbox::{FakeStripe, Fault, FaultKind};
 
 const INVOICES: usize = 3;
 

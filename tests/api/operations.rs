@@ -6,12 +6,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::fake_stripe::{FakeStripe, Fault, FaultKind, invoice_paid_event, sign_payload};
 use crate::harness::process::CreditdProcess;
 use crate::harness::{
     API_TOKEN, TestApp, WEBHOOK_SECRET, eventually, fresh_database, json_response,
     wait_for_purchase_status,
 };
+use creditd::sandbox::{FakeStripe, Fault, FaultKind, invoice_paid_event, sign_payload};
 
 async fn start_failure(overrides: &[(&str, &str)], removed: &[&str]) -> String {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_creditd"));

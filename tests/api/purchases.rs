@@ -3,8 +3,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{Fault, FaultKind};
 use crate::harness::{ADMIN_TOKEN, API_TOKEN, TestApp, eventually};
+use creditd::sandbox::{Fault, FaultKind};
 
 fn body_for(customer: &str, invoice_id: &str) -> Value {
     json!({"customer": customer, "amount": 5000, "currency": "usd", "invoice_id": invoice_id,

@@ -7,12 +7,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::fake_stripe::FakeStripe;
 use crate::harness::process::CreditdProcess;
 use crate::harness::{
     API_TOKEN, TestApp, WEBHOOK_SECRET, eventually, fresh_database, json_response,
     wait_for_purchase_status,
 };
+use creditd::sandbox::FakeStripe;
 
 /// The harness shortens leases and Stripe timeouts for speed; these restore creditd's defaults.
 const DEFAULT_TIMINGS: &[(&str, &str)] = &[

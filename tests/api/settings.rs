@@ -5,8 +5,8 @@ use std::process::Command;
 
 use creditd::config::ServeConfig;
 
-use crate::fake_stripe::FakeStripe;
 use crate::harness::{ADMIN_TOKEN, API_TOKEN, WEBHOOK_SECRET, test_config};
+use creditd::sandbox::FakeStripe;
 
 type Adjust = fn(&mut ServeConfig);
 

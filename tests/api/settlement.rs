@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{Fault, FaultKind};
 use crate::harness::{TestApp, eventually};
+use creditd::sandbox::{Fault, FaultKind};
 
 /// A creditd-funded purchase for a customer prepared by `arrange`; returns (purchase, invoice).
 async fn funded_purchase(

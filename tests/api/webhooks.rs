@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{invoice_paid_event, sign_payload};
 use crate::harness::{TestApp, WEBHOOK_SECRET};
+use creditd::sandbox::{invoice_paid_event, sign_payload};
 
 fn event_of_type(event_type: &str) -> Value {
     json!({

@@ -1,7 +1,7 @@
 //! Self-tests of the rest of an invoice's life (stripe-api.md §6): the customer's balance and
 //! discounts at finalization, uncollectible invoices paid or voided later, and uncollectible events.
 
-use crate::fake_stripe::{FakeStripe, TestClient};
+use creditd::sandbox::{FakeStripe, TestClient};
 use serde_json::{Value, json};
 
 /// A draft with one item of `amount` for `cus`, created over HTTP as creditd does; returns its id.

@@ -1,7 +1,7 @@
 //! Self-tests of the fake's list endpoints where creditd's catch-up paths depend on them: invoice
 //! paging and filters, and a credit grant list that lags behind a create.
 
-use crate::fake_stripe::{FakeStripe, TestClient};
+use creditd::sandbox::{FakeStripe, TestClient};
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::fake_stripe::{FakeStripe, sign_payload};
+use creditd::sandbox::{FakeStripe, sign_payload};
 
 pub const WEBHOOK_SECRET: &str = "whsec_creditd_test_secret_1";
 pub const API_TOKEN: &str = "api-token-for-creditd-tests";

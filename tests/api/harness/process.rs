@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET};
-use crate::fake_stripe::FakeStripe;
+use creditd::sandbox::FakeStripe;
 
 pub struct CreditdProcess {
     pub child: Child,
@@ -31,6 +31,15 @@ impl CreditdProcess {
         stripe: &FakeStripe,
         extra_env: &[(&str, &str)],
     ) -> CreditdProcess {
+        Self::start_against(database_url, &stripe.base_url(), extra_env).await
+    }
+
+    /// [`CreditdProcess::start`] against the Stripe at `stripe_base`, e.g. a `creditd sandbox`.
+    pub async fn start_against(
+        database_url: &str,
+        stripe_base: &str,
+        extra_env: &[(&str, &str)],
+    ) -> CreditdProcess {
         let port = free_port();
         let log_path =
             std::env::temp_dir().join(format!("creditd-test-{port}-{}.log", std::process::id()));
@@ -43,7 +52,7 @@ impl CreditdProcess {
             .env("DATABASE_URL", database_url)
             .env("STRIPE_SECRET_KEY", FakeStripe::SECRET_KEY)
             .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("STRIPE_API_BASE", stripe.base_url())
+            .env("STRIPE_API_BASE", stripe_base)
             .env("API_TOKEN", API_TOKEN)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

@@ -17,7 +17,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub async fn serve(listener: tokio::net::TcpListener, fake: FakeStripe) {
-    let app = Router::new().fallback(handle).with_state(fake);
+    let app = Router::new()
+        .nest("/_sandbox", super::controls::router())
+        .fallback(handle)
+        .with_state(fake);
     let make = app.into_make_service_with_connect_info::<ConnHandle>();
     let _ = axum::serve(KillableListener(listener), make).await;
 }
@@ -88,6 +91,8 @@ async fn handle(
             replayed,
         } => {
             fake.set_status(index, status, replayed);
+            // What `creditd sandbox` shows a person watching its terminal; silent in tests.
+            tracing::info!(%method, %path, status, replayed, %request_id, "sandbox request");
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut resp = (code, axum::Json(body)).into_response();
             let h = resp.headers_mut();
@@ -115,7 +120,8 @@ fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
              using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
         ));
     };
-    let key = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+    let key = api_key(value).unwrap_or_default();
+    let key = key.as_str();
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
         return Ok(());
     }
@@ -125,6 +131,20 @@ fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
         "invalid_request_error",
         format!("Invalid API Key provided: {shown}***"),
     ))
+}
+
+/// The key from `Bearer <key>`, or from `Basic base64(<key>:)` as `curl -u sk_test_...:` sends it.
+fn api_key(header: &str) -> Option<String> {
+    use base64::Engine;
+    if let Some(key) = header.strip_prefix("Bearer ") {
+        return Some(key.trim().to_string());
+    }
+    let encoded = header.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let user_pass = String::from_utf8(decoded).ok()?;
+    Some(user_pass.split(':').next().unwrap_or_default().to_string())
 }
 
 async fn process(

@@ -1,36 +1,47 @@
-//! An in-process, stateful fake of the Stripe API (invoices, credit grants, events, webhooks,
-//! idempotency, faults) that creditd's tests talk to over real HTTP.
+//! A stateful Stripe sandbox (invoices, credit grants, events, webhooks, idempotency, faults),
+//! served over real HTTP: in-process for creditd's tests, and by `creditd sandbox` for people.
 //!
 //! Start it with [`FakeStripe::start`], point creditd at [`FakeStripe::base_url`] with
 //! [`FakeStripe::SECRET_KEY`], seed customers with [`FakeStripe::create_customer`] and inspect or
 //! steer it through the methods below. Parameters are checked against the OpenAPI subset in
-//! `tests/fixtures/stripe-openapi-subset.json`.
-#![allow(dead_code, unused_imports)] // creditd's tests use the rest of the API
+//! `spec/stripe-openapi-subset.json`, compiled in.
 
 mod amounts;
+mod balances;
+pub mod cli;
 mod client;
 mod conn;
 mod control;
+mod controls;
 mod credits;
+mod customers;
 mod delivery;
+pub mod demo;
+mod demo_credits;
+mod demo_http;
 mod error;
 mod events;
 mod form;
 mod hooks;
 mod idempotency;
+mod invoice_items;
 mod invoice_object;
 mod invoice_ops;
 mod invoices;
 mod manual_ops;
+mod payments;
+mod persist;
 mod routes;
 mod schema;
 mod server;
 mod state;
+mod usage;
 mod webhook;
 
 pub use client::{TestClient, TestResponse, encode_form};
 pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
-pub use schema::SPEC_PATH;
+pub use error::ApiError;
+pub use schema::OPENAPI_SUBSET;
 pub use state::API_VERSION;
 
 use serde_json::{Value, json};
@@ -88,6 +99,11 @@ impl FakeStripe {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake stripe");
+        FakeStripe::serve(listener)
+    }
+
+    /// Serves on `listener` on the current tokio runtime, with an empty state.
+    pub fn serve(listener: tokio::net::TcpListener) -> FakeStripe {
         let addr = listener.local_addr().expect("local addr");
         let state = State {
             webhook_enabled: true,
@@ -115,11 +131,13 @@ impl FakeStripe {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Seeds a customer (`cus_...`) without HTTP.
+    pub fn has_customer(&self, id: &str) -> bool {
+        self.lock().has_customer(id)
+    }
+
+    /// Seeds a customer (`cus_...`) without HTTP (and without a `customer.created` event).
     pub fn create_customer(&self) -> String {
-        let id = new_id("cus_");
-        self.lock().customers.push(id.clone());
-        id
+        customers::insert(&mut self.lock(), &json!({}))
     }
 
     pub fn invoice(&self, id: &str) -> Option<Value> {
@@ -157,6 +175,15 @@ impl FakeStripe {
         let mut all: Vec<&state::Stored> = st.events.iter().collect();
         all.sort_by_key(|s| std::cmp::Reverse((s.json["created"].as_i64().unwrap_or(0), s.seq)));
         all.into_iter().map(|s| s.json.clone()).collect()
+    }
+
+    pub fn event(&self, id: &str) -> Option<Value> {
+        state::find(&self.lock().events, id).map(|s| s.json.clone())
+    }
+
+    /// Deletes every event of `event_type`, as if Stripe had never created them.
+    pub fn remove_events(&self, event_type: &str) {
+        self.lock().events.retain(|e| e.json["type"] != event_type);
     }
 
     /// Adds an event as-is to the event list (not delivered by webhook).

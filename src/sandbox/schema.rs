@@ -1,4 +1,4 @@
-//! Loads the Stripe OpenAPI subset at run time and checks (and type-coerces) form parameters against
+//! Parses the Stripe OpenAPI subset compiled into the binary and checks (and type-coerces) form parameters against
 //! an operation's schema: unknown keys, missing required keys, integers, booleans, enums, maxLength,
 //! arrays, `anyOf` and `$ref` into `components.schemas`.
 
@@ -7,11 +7,9 @@ use super::form::as_indexed;
 use super::manual_ops;
 use serde_json::{Map, Value, json};
 
-/// Path of the OpenAPI subset, read when the fake starts.
-pub const SPEC_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/stripe-openapi-subset.json"
-);
+/// The OpenAPI subset (Stripe's spec, API 2026-07-29.dahlia), compiled in so that an installed
+/// `creditd sandbox` needs no file beside it.
+pub const OPENAPI_SUBSET: &str = include_str!("spec/stripe-openapi-subset.json");
 
 /// One HTTP operation the fake serves.
 #[derive(Debug)]
@@ -21,7 +19,6 @@ pub struct Operation {
     pub template: String,
     /// An object schema covering all query and form parameters.
     pub params: Value,
-    pub from_spec: bool,
 }
 
 #[derive(Debug)]
@@ -32,10 +29,8 @@ pub struct Spec {
 
 impl Spec {
     pub fn load() -> Spec {
-        let text = std::fs::read_to_string(SPEC_PATH)
-            .unwrap_or_else(|e| panic!("fake stripe: cannot read {SPEC_PATH}: {e}"));
         let doc: Value =
-            serde_json::from_str(&text).expect("fake stripe: OpenAPI subset is not JSON");
+            serde_json::from_str(OPENAPI_SUBSET).expect("sandbox: OpenAPI subset is not JSON");
         let mut ops = Vec::new();
         for (template, methods) in doc["paths"].as_object().expect("paths") {
             for (method, op) in methods.as_object().expect("methods") {
@@ -44,17 +39,15 @@ impl Spec {
                     method: method.to_uppercase(),
                     template: template.clone(),
                     params: params_schema(op),
-                    from_spec: true,
                 });
             }
         }
         for (id, method, template, params) in manual_ops::operations() {
             ops.push(Operation {
-                id: id.to_string(),
-                method: method.to_string(),
-                template: template.to_string(),
+                id,
+                method,
+                template,
                 params,
-                from_spec: false,
             });
         }
         Spec {
@@ -89,11 +82,6 @@ impl Spec {
             return Some((op, args));
         }
         None
-    }
-
-    /// A named schema from `components.schemas` (for response-shape checks in tests).
-    pub fn component(&self, name: &str) -> Option<&Value> {
-        self.components.get(name)
     }
 
     /// Validates the raw form tree against `op` and returns it with types coerced.

@@ -55,15 +55,13 @@ impl FakeStripe {
             released: watch::Sender::new(false),
         });
         let mut st = self.lock();
-        let id = st.next_seq();
         st.pauses.push(PauseSlot {
-            id,
             method: method.to_string(),
             path_prefix: path_prefix.to_string(),
             stage,
             shared: shared.clone(),
         });
-        PauseHandle { id, shared }
+        PauseHandle { shared }
     }
 
     pub(crate) async fn pause_at(&self, stage: PauseStage, method: &str, path: &str) {

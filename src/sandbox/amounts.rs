@@ -24,7 +24,14 @@ pub fn recompute_draft(st: &State, inv: &mut Value) {
         subtotal += amount;
         off += line_off;
     }
-    let total = subtotal - off;
+    // Credits from grants (see usage.rs) come off before tax, like discounts.
+    let credits: i64 = inv["total_pretax_credit_amounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["amount"].as_i64())
+        .sum();
+    let total = (subtotal - off - credits).max(0);
     inv["discounts"] = json!(discount.map(|d| vec![d["id"].clone()]).unwrap_or_default());
     inv["total_discount_amounts"] = match discount {
         Some(d) => json!([{ "amount": off, "discount": d["id"] }]),

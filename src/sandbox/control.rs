@@ -116,6 +116,22 @@ impl FaultKind {
         )
     }
 
+    /// A fault by the name `creditd sandbox fault` and `POST /_sandbox/faults` take: `500`, `429`,
+    /// `400`, `drop`, `stored_500`, `effect_then_500`, `effect_then_stored_500` or `delay`.
+    pub fn by_name(name: &str, delay: Duration) -> Option<FaultKind> {
+        Some(match name {
+            "500" => FaultKind::api_error(),
+            "429" => FaultKind::rate_limited(),
+            "400" => FaultKind::bad_request_no_retry(),
+            "drop" => FaultKind::DropConnection,
+            "stored_500" => FaultKind::Stored500,
+            "effect_then_500" => FaultKind::EffectThen500,
+            "effect_then_stored_500" => FaultKind::EffectThenStored500,
+            "delay" => FaultKind::Delay(delay),
+            _ => return None,
+        })
+    }
+
     pub fn error(
         status: u16,
         error_type: &str,
@@ -148,7 +164,6 @@ pub(crate) struct PauseShared {
 }
 
 pub(crate) struct PauseSlot {
-    pub id: u64,
     pub method: String,
     pub path_prefix: String,
     pub stage: PauseStage,
@@ -157,7 +172,6 @@ pub(crate) struct PauseSlot {
 
 /// Holds the next matching request at a pause point. Dropping the handle releases it.
 pub struct PauseHandle {
-    pub(crate) id: u64,
     pub(crate) shared: Arc<PauseShared>,
 }
 

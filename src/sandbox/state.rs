@@ -44,10 +44,17 @@ pub struct Ctx {
 #[derive(Default)]
 pub struct State {
     pub customers: Vec<String>,
+    /// Each customer's stored fields; `customers::retrieve` adds balance and discount.
+    pub customer_objects: HashMap<String, Value>,
     pub invoices: Vec<Stored>,
     pub items: Vec<Stored>,
     pub grants: Vec<Stored>,
     pub txns: Vec<Stored>,
+    pub payment_intents: Vec<Stored>,
+    pub charges: Vec<Stored>,
+    pub invoice_payments: Vec<Stored>,
+    pub refunds: Vec<Stored>,
+    pub disputes: Vec<Stored>,
     pub events: Vec<Stored>,
     pub delivered: HashSet<String>,
     pub idem: HashMap<String, IdemEntry>,
@@ -60,6 +67,8 @@ pub struct State {
     pub webhook_url: Option<String>,
     pub webhook_secrets: Vec<String>,
     pub webhook_enabled: bool,
+    /// Waits before each retry of a failed background delivery (none by default).
+    pub delivery_retries: Vec<std::time::Duration>,
     /// Events emitted but not yet handed to the delivery task.
     pub outbox: Vec<Value>,
     pub seq: u64,
@@ -117,6 +126,17 @@ impl State {
 
     /// Records an event with a snapshot of `object` and queues its webhook delivery.
     pub fn emit(&mut self, event_type: &str, object: &Value, ctx: &Ctx) -> Value {
+        self.emit_with_previous(event_type, object, Value::Null, ctx)
+    }
+
+    /// [`State::emit`] with `data.previous_attributes` (the changed fields' earlier values).
+    pub fn emit_with_previous(
+        &mut self,
+        event_type: &str,
+        object: &Value,
+        previous: Value,
+        ctx: &Ctx,
+    ) -> Value {
         let endpoint = self.webhook_url.is_some();
         let event = json!({
             "id": new_id("evt_"),
@@ -129,6 +149,10 @@ impl State {
             "request": { "id": ctx.request_id, "idempotency_key": ctx.idempotency_key },
             "type": event_type,
         });
+        let mut event = event;
+        if !previous.is_null() {
+            event["data"]["previous_attributes"] = previous;
+        }
         self.push_event(event.clone());
         event
     }

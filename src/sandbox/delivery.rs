@@ -3,6 +3,7 @@
 use super::FakeStripe;
 use super::webhook;
 use serde_json::Value;
+use std::time::Duration;
 
 impl FakeStripe {
     /// Sends every future event to `url`, signed with each of `secrets` (one `v1=` per secret).
@@ -10,6 +11,16 @@ impl FakeStripe {
         let mut st = self.lock();
         st.webhook_url = Some(url.to_string());
         st.webhook_secrets = secrets.iter().map(|s| s.to_string()).collect();
+    }
+
+    pub fn has_webhook_endpoint(&self) -> bool {
+        self.lock().webhook_url.is_some()
+    }
+
+    /// Retries a failed background delivery after each of `waits` in turn, as Stripe retries for
+    /// days (`creditd sandbox` uses a compressed schedule). Empty, the default in tests: one try.
+    pub fn retry_failed_deliveries(&self, waits: &[Duration]) {
+        self.lock().delivery_retries = waits.to_vec();
     }
 
     /// `false`: events are still created but not delivered (they stay undelivered).
@@ -57,11 +68,20 @@ impl FakeStripe {
     /// Hands queued events to background delivery tasks (one task per event).
     pub(crate) fn flush_outbox(&self) {
         let events = std::mem::take(&mut self.lock().outbox);
+        let retries = self.lock().delivery_retries.clone();
         for event in events {
             self.inner.inflight.send_modify(|n| *n += 1);
             let fake = self.clone();
+            let retries = retries.clone();
             self.inner.runtime.spawn(async move {
-                let _ = fake.deliver_event(&event).await;
+                let mut waits = retries.into_iter();
+                loop {
+                    let (status, _) = fake.deliver_event(&event).await;
+                    let Some(wait) = waits.next().filter(|_| !(200..300).contains(&status)) else {
+                        break;
+                    };
+                    tokio::time::sleep(wait).await;
+                }
                 fake.inner.inflight.send_modify(|n| *n -= 1);
             });
         }

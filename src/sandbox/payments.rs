@@ -1,0 +1,183 @@
+//! Card payments behind paid invoices, and what can happen to them afterwards (stripe-api.md §6).
+//! Since API 2025-03-31 an invoice links to its payment through an InvoicePayment
+//! (`GET /v1/invoice_payments?invoice=`), whose PaymentIntent has a Charge; refunds and disputes
+//! act on that Charge. Stripe does nothing to billing credits when either happens.
+
+use super::error::ApiError;
+use super::state::{Ctx, State, Stored, find, find_mut, list_page, new_id};
+use serde_json::{Value, json};
+
+/// Records the PaymentIntent, Charge and InvoicePayment of a card payment of `amount`, and lists
+/// the InvoicePayment on the invoice. No events: creditd listens to `invoice.paid` only.
+pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
+    let now = st.now();
+    let (pi, ch, inpay) = (new_id("pi_"), new_id("ch_"), new_id("inpay_"));
+    let (currency, customer) = (invoice["currency"].clone(), invoice["customer"].clone());
+    let charge = json!({
+        "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
+        "amount_refunded": 0, "captured": true, "created": now, "currency": currency,
+        "customer": customer, "disputed": false, "livemode": false, "metadata": {}, "paid": true,
+        "payment_intent": pi, "refunded": false, "status": "succeeded",
+    });
+    let intent = json!({
+        "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
+        "created": now, "currency": currency, "customer": customer, "latest_charge": ch,
+        "livemode": false, "metadata": {}, "status": "succeeded",
+    });
+    let payment = json!({
+        "id": inpay, "object": "invoice_payment", "amount_paid": amount, "amount_requested": amount,
+        "created": now, "currency": currency, "invoice": invoice["id"], "is_default": true,
+        "livemode": false, "payment": { "type": "payment_intent", "payment_intent": pi },
+        "status": "paid", "status_transitions": { "canceled_at": null, "paid_at": now },
+    });
+    invoice["payments"]["data"] = json!([payment]);
+    invoice["payments"]["total_count"] = json!(1);
+    for (list, object) in [(0, charge), (1, intent), (2, payment)] {
+        let stored = st.stored(object);
+        match list {
+            0 => st.charges.push(stored),
+            1 => st.payment_intents.push(stored),
+            _ => st.invoice_payments.push(stored),
+        }
+    }
+}
+
+pub fn retrieve(list: &[Stored], kind: &str, id: &str) -> Result<Value, ApiError> {
+    find(list, id)
+        .map(|s| s.json.clone())
+        .ok_or_else(|| ApiError::not_found(kind, id))
+}
+
+pub fn list_invoice_payments(st: &State, p: &Value) -> Result<Value, ApiError> {
+    let items: Vec<&Stored> = st
+        .invoice_payments
+        .iter()
+        .filter(|s| p["invoice"].is_null() || s.json["invoice"] == p["invoice"])
+        .filter(|s| p["status"].is_null() || s.json["status"] == p["status"])
+        .filter(|s| {
+            let wanted = &p["payment"]["payment_intent"];
+            wanted.is_null() || s.json["payment"]["payment_intent"] == *wanted
+        })
+        .collect();
+    let url = "/v1/invoice_payments";
+    list_page(items, &st.invoice_payments, p, url, "invoice payment")
+}
+
+/// The charge of an invoice paid by card.
+pub fn charge_of_invoice(st: &State, invoice: &str) -> Result<String, ApiError> {
+    let pi = st
+        .invoice_payments
+        .iter()
+        .find(|s| s.json["invoice"] == invoice)
+        .map(|s| s.json["payment"]["payment_intent"].clone())
+        .ok_or_else(|| {
+            ApiError::invalid(format!("Invoice {invoice} has no card payment to act on."))
+        })?;
+    let charge = st.charges.iter().find(|c| c.json["payment_intent"] == pi);
+    Ok(charge
+        .expect("a payment intent has its charge")
+        .id()
+        .to_string())
+}
+
+/// `POST /v1/refunds`: refunds `amount` (default: what is left) of a charge, given directly or
+/// through its PaymentIntent. Emits `refund.created` and `charge.refunded`.
+pub fn refund(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiError> {
+    let charge_id = match (p["charge"].as_str(), p["payment_intent"].as_str()) {
+        (Some(ch), None) => ch.to_string(),
+        (None, Some(pi)) => {
+            let charge = st.charges.iter().find(|c| c.json["payment_intent"] == pi);
+            let charge =
+                charge.ok_or_else(|| ApiError::no_such("payment_intent", pi, "payment_intent"))?;
+            charge.id().to_string()
+        }
+        _ => {
+            return Err(
+                ApiError::invalid("One of charge or payment_intent is required.").param("charge"),
+            );
+        }
+    };
+    let now = st.now();
+    let charge = &mut find_mut(&mut st.charges, &charge_id)
+        .ok_or_else(|| ApiError::no_such("charge", &charge_id, "charge"))?
+        .json;
+    let before = charge["amount_refunded"].as_i64().unwrap_or(0);
+    let left = charge["amount"].as_i64().unwrap_or(0) - before;
+    let amount = p["amount"].as_i64().unwrap_or(left);
+    if amount <= 0 || amount > left {
+        let msg = format!(
+            "Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+        );
+        return Err(ApiError::invalid(msg)
+            .param("amount")
+            .code("charge_already_refunded"));
+    }
+    charge["amount_refunded"] = json!(before + amount);
+    charge["refunded"] = json!(before + amount == charge["amount"].as_i64().unwrap_or(0));
+    let charge = charge.clone();
+    let refund = json!({
+        "id": new_id("re_"), "object": "refund", "amount": amount, "charge": charge_id,
+        "created": now, "currency": charge["currency"],
+        "metadata": if p["metadata"].is_object() { p["metadata"].clone() } else { json!({}) },
+        "payment_intent": charge["payment_intent"], "reason": p["reason"], "status": "succeeded",
+    });
+    let stored = st.stored(refund.clone());
+    st.refunds.push(stored);
+    st.emit("refund.created", &refund, ctx);
+    let previous = json!({ "amount_refunded": before });
+    st.emit_with_previous("charge.refunded", &charge, previous, ctx);
+    Ok(refund)
+}
+
+/// Opens a dispute on the invoice's charge: `charge.dispute.created`, then, unless it is only an
+/// inquiry (`warning_needs_response`: no money moved), `charge.dispute.funds_withdrawn`.
+pub fn open_dispute(
+    st: &mut State,
+    ctx: &Ctx,
+    invoice: &str,
+    inquiry: bool,
+) -> Result<Value, ApiError> {
+    let charge_id = charge_of_invoice(st, invoice)?;
+    let charge = &mut find_mut(&mut st.charges, &charge_id).expect("charge").json;
+    charge["disputed"] = json!(true);
+    let charge = charge.clone();
+    let status = if inquiry {
+        "warning_needs_response"
+    } else {
+        "needs_response"
+    };
+    let dispute = json!({
+        "id": new_id("du_"), "object": "dispute", "amount": charge["amount"],
+        "charge": charge_id, "created": st.now(), "currency": charge["currency"],
+        "livemode": false, "metadata": {}, "payment_intent": charge["payment_intent"],
+        "reason": "fraudulent", "status": status,
+    });
+    let stored = st.stored(dispute.clone());
+    st.disputes.push(stored);
+    st.emit("charge.dispute.created", &dispute, ctx);
+    if !inquiry {
+        st.emit("charge.dispute.funds_withdrawn", &dispute, ctx);
+    }
+    Ok(dispute)
+}
+
+/// Closes a dispute `won` (money back: `charge.dispute.funds_reinstated`) or `lost`, then
+/// `charge.dispute.closed`.
+pub fn close_dispute(st: &mut State, ctx: &Ctx, id: &str, won: bool) -> Result<Value, ApiError> {
+    let dispute = &mut find_mut(&mut st.disputes, id)
+        .ok_or_else(|| ApiError::not_found("dispute", id))?
+        .json;
+    if dispute["status"] == "won" || dispute["status"] == "lost" {
+        return Err(ApiError::invalid(format!(
+            "Dispute {id} is already closed."
+        )));
+    }
+    let withdrawn = dispute["status"] == "needs_response";
+    dispute["status"] = json!(if won { "won" } else { "lost" });
+    let dispute = dispute.clone();
+    if won && withdrawn {
+        st.emit("charge.dispute.funds_reinstated", &dispute, ctx);
+    }
+    st.emit("charge.dispute.closed", &dispute, ctx);
+    Ok(dispute)
+}
