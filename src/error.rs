@@ -73,12 +73,8 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        tracing::error!(%error, "database error");
-        ApiError::unavailable()
-    }
-}
+mod database;
+pub use database::OnConstraint;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

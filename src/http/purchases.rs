@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::funding;
 use crate::http::schemas;
 use crate::purchase::lifecycle::{self, Happening};
@@ -73,7 +73,9 @@ async fn create(
         state.services.policy.lease,
     )
     .await
-    .map_err(|error| invoice_taken(error, new.invoice_id.as_deref()))?;
+    .on_constraint("purchases_invoice_id_key", || {
+        invoice_taken(new.invoice_id.as_deref())
+    })?;
     let Some(created) = inserted else {
         // Another request with the same key won the race.
         let key = idempotency_key.as_deref().unwrap_or_default();
@@ -155,24 +157,17 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
-fn invoice_taken(error: sqlx::Error, invoice_id: Option<&str>) -> ApiError {
-    let unique_invoice = error
-        .as_database_error()
-        .and_then(|e| e.constraint())
-        .is_some_and(|constraint| constraint == "purchases_invoice_id_key");
-    if unique_invoice {
-        let mut error = ApiError::conflict(
-            "invoice_already_registered",
-            format!(
-                "invoice_id {} already belongs to another purchase",
-                invoice_id.unwrap_or_default()
-            ),
-        );
-        error.field = Some("invoice_id".into());
-        error
-    } else {
-        error.into()
-    }
+/// The invoice's unique key is the last line of defence against two purchases for one invoice.
+fn invoice_taken(invoice_id: Option<&str>) -> ApiError {
+    let mut error = ApiError::conflict(
+        "invoice_already_registered",
+        format!(
+            "invoice_id {} already belongs to another purchase",
+            invoice_id.unwrap_or_default()
+        ),
+    );
+    error.field = Some("invoice_id".into());
+    error
 }
 
 /// One purchase.
