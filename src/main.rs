@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use creditd::admin::resync::ResyncParams;
+use creditd::admin::resync::Source;
+use creditd::admin::resync_request::{ResyncRequest, Time};
 use creditd::app::Application;
 use creditd::config::{AdminCliConfig, DatabaseConfig, ServeConfig};
 use creditd::telemetry::{self, LogFormat};
@@ -63,7 +64,7 @@ enum Command {
         dry_run: bool,
         /// events, or invoices to match paid invoices older than Stripe's 30 days of events.
         #[arg(long, default_value = "events")]
-        source: String,
+        source: Source,
     },
     /// Replay one event: re-evaluate a recorded event, or fetch and record one never received.
     Replay {
@@ -97,14 +98,15 @@ async fn main() -> ExitCode {
             dry_run,
             source,
         } => {
-            let mut body = serde_json::json!({
-                "since": since, "until": until, "only_undelivered": only_undelivered,
-                "dry_run": dry_run, "source": source,
-            });
-            if !types.is_empty() {
-                body["types"] = serde_json::json!(types);
-            }
-            resync(&config, &body).await
+            let request = ResyncRequest {
+                since: Some(Time::Text(since)),
+                until: until.map(Time::Text),
+                types: (!types.is_empty()).then_some(types),
+                only_undelivered: Some(only_undelivered),
+                dry_run: Some(dry_run),
+                source: Some(source),
+            };
+            resync(&config, request).await
         }
         Command::Replay { config, event_id } => {
             creditd::admin::cli::replay(&config, &event_id).await
@@ -140,8 +142,9 @@ async fn migrate(config: DatabaseConfig) -> anyhow::Result<()> {
 }
 
 /// The same validation as `POST /admin/resync`, then the re-sync in the foreground.
-async fn resync(config: &AdminCliConfig, body: &serde_json::Value) -> anyhow::Result<()> {
-    let params = ResyncParams::parse(body, chrono::Utc::now().timestamp())
+async fn resync(config: &AdminCliConfig, request: ResyncRequest) -> anyhow::Result<()> {
+    let params = request
+        .validate(chrono::Utc::now().timestamp())
         .map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.message))?;
     let done = creditd::admin::cli::resync(config, params).await?;
     if done.status == "failed" {

@@ -121,12 +121,12 @@ pub async fn replay(config: &AdminCliConfig, event_id: &str) -> anyhow::Result<(
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(&services, event_id).await;
     let recorded = match &result {
-        Ok(replayed) => replayed.to_json(),
+        Ok(replayed) => serde_json::to_value(replayed)?,
         Err(error) => json!({"error": error.to_string()}),
     };
     audit::record(&services, "event.replay", ACTOR_CLI, &arguments, &recorded).await?;
     let replayed = result?;
-    println!("{}", replayed.to_json());
+    println!("{}", serde_json::to_value(&replayed)?);
     if replayed.outcome == crate::purchase::lifecycle::Outcome::Scheduled {
         println!("the purchase is now due; the running creditd servers' workers create its grant.");
     }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod replay;
 pub mod resync;
 pub mod resync_params;
+pub mod resync_request;
 pub mod retry;
 pub mod sweeper;
 

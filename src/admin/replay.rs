@@ -1,8 +1,8 @@
 //! Replaying one event: a stored event is re-evaluated, an unknown one is fetched from Stripe and
 //! recorded through [`ingest`] with source `replay`. Neither path can grant twice.
 
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 use crate::db;
 use crate::db::events::StoredEvent;
@@ -13,21 +13,14 @@ use crate::services::Services;
 use crate::stripe::StripeError;
 use crate::stripe::api;
 
-/// What a replay did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a replay did; the CLI prints it and the audit trail records it as serialized.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Replayed {
     pub event_id: String,
     pub outcome: Outcome,
     pub purchase_id: Option<PurchaseId>,
     /// `stored` when the event was already recorded, `stripe` when it was fetched now.
     pub from: &'static str,
-}
-
-impl Replayed {
-    pub fn to_json(&self) -> Value {
-        json!({"event_id": self.event_id, "outcome": self.outcome,
-               "purchase_id": self.purchase_id, "from": self.from})
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! What a re-sync covers: its parameters, parsed from the request and validated, and the Stripe
 //! list request for each page.
 
-use chrono::DateTime;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use super::resync_request::ResyncRequest;
 
 use crate::stripe::StripeRequest;
 use crate::stripe::form::Form;
@@ -14,7 +15,9 @@ pub const PAGE_SIZE: i64 = 100;
 /// Most `types[]` Stripe accepts.
 pub const MAX_TYPES: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Events,
@@ -41,138 +44,10 @@ pub struct FieldError {
     pub message: String,
 }
 
-fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
-    }
-}
-
-/// Unix seconds, or an RFC 3339 timestamp.
-pub fn parse_time(field: &'static str, value: &Value) -> Result<i64, FieldError> {
-    match value {
-        Value::Number(n) => n
-            .as_i64()
-            .filter(|t| *t >= 0)
-            .ok_or_else(|| field_error(field, "must be a non-negative unix timestamp")),
-        Value::String(s) => {
-            if let Ok(t) = s.trim().parse::<i64>() {
-                return parse_time(field, &json!(t));
-            }
-            DateTime::parse_from_rfc3339(s.trim())
-                .map(|t| t.timestamp())
-                .map_err(|_| {
-                    field_error(
-                        field,
-                        "must be unix seconds or an RFC 3339 time such as 2026-01-31T00:00:00Z",
-                    )
-                })
-        }
-        _ => Err(field_error(
-            field,
-            "must be unix seconds or an RFC 3339 time",
-        )),
-    }
-}
-
 impl ResyncParams {
-    /// Validates a request body at time `now` (unix seconds).
+    /// Validates a JSON request body at time `now` (unix seconds).
     pub fn parse(body: &Value, now: i64) -> Result<ResyncParams, FieldError> {
-        const KNOWN: &[&str] = &[
-            "since",
-            "until",
-            "types",
-            "only_undelivered",
-            "dry_run",
-            "source",
-        ];
-        let object = body
-            .as_object()
-            .ok_or_else(|| field_error("body", "must be a JSON object"))?;
-        if let Some(unknown) = object.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(FieldError {
-                field: "body",
-                message: format!("has an unknown field '{unknown}'"),
-            });
-        }
-        let since = match object.get("since") {
-            None | Some(Value::Null) => return Err(field_error("since", "is required")),
-            Some(v) => parse_time("since", v)?,
-        };
-        let until = match object.get("until") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_time("until", v)?),
-        };
-        if let Some(until) = until
-            && until < since
-        {
-            return Err(field_error("until", "must not be before since"));
-        }
-        if since > now {
-            return Err(field_error("since", "must not be in the future"));
-        }
-        let flag = |field: &'static str| -> Result<bool, FieldError> {
-            match object.get(field) {
-                None | Some(Value::Null) => Ok(false),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(_) => Err(field_error(field, "must be true or false")),
-            }
-        };
-        let only_undelivered = flag("only_undelivered")?;
-        let dry_run = flag("dry_run")?;
-        let source = match object.get("source") {
-            None | Some(Value::Null) => Source::Events,
-            Some(Value::String(s)) if s == "events" => Source::Events,
-            Some(Value::String(s)) if s == "invoices" => Source::Invoices,
-            Some(_) => return Err(field_error("source", "must be \"events\" or \"invoices\"")),
-        };
-        let types = match object.get("types") {
-            None | Some(Value::Null) => vec!["invoice.paid".to_string()],
-            Some(Value::Array(items)) => {
-                let mut types = Vec::with_capacity(items.len());
-                for item in items {
-                    match item.as_str().map(str::trim) {
-                        Some(t) if !t.is_empty() && !t.contains('*') => types.push(t.to_string()),
-                        _ => {
-                            return Err(field_error(
-                                "types",
-                                "must be a list of exact event type names such as \"invoice.paid\"",
-                            ));
-                        }
-                    }
-                }
-                if types.is_empty() || types.len() > MAX_TYPES {
-                    return Err(field_error(
-                        "types",
-                        format!("must hold between 1 and {MAX_TYPES} event types"),
-                    ));
-                }
-                types
-            }
-            Some(_) => return Err(field_error("types", "must be a list of event types")),
-        };
-        if source == Source::Invoices {
-            if only_undelivered {
-                return Err(field_error(
-                    "only_undelivered",
-                    "applies to events only, not to source \"invoices\"",
-                ));
-            }
-        } else if since < now - EVENT_RETENTION_SECS {
-            return Err(field_error(
-                "since",
-                "is more than 30 days ago, and Stripe keeps events for 30 days only; \
-                 use \"source\": \"invoices\" to re-sync older payments from paid invoices",
-            ));
-        }
-        Ok(ResyncParams {
-            since,
-            until,
-            types,
-            only_undelivered,
-            dry_run,
-            source,
-        })
+        ResyncRequest::from_json(body)?.validate(now)
     }
 
     /// The listing request for the page after `cursor`.
@@ -209,6 +84,7 @@ impl ResyncParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
 

@@ -14,9 +14,10 @@ use crate::admin::retry::RetryError;
 use crate::admin::{ACTOR_HTTP, audit, replay, resync, retry};
 use crate::app::AppState;
 use crate::db;
+use crate::error::ErrorResponse;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
-use crate::http::schemas;
+use crate::http::wire;
 use crate::ids::{EventId, InvalidId, PurchaseId, ResyncId};
 
 /// Rejects a malformed path id before anything (a lookup, an audit row, a Stripe call) happens.
@@ -35,8 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_purchase))
 }
 
-type Reply = (StatusCode, axum::Json<Value>);
-
 fn json_body(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(json!({}));
@@ -48,17 +47,25 @@ fn json_body(body: &Bytes) -> ApiResult<Value> {
 /// this process stop, another one resumes it from its cursor once the lease expires.
 #[utoipa::path(post, path = "/admin/resync", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "{since, until?, types?, only_undelivered?, dry_run?, source?: events|invoices}"),
-    responses((status = 202, description = "Started: {id, status: running}", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 422, description = "A field is invalid; `field` names it", body = schemas::ErrorResponse)))]
-async fn start_resync(State(state): State<AppState>, body: Bytes) -> ApiResult<Reply> {
+    responses((status = 202, description = "Started", body = wire::ResyncStarted), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorResponse)))]
+async fn start_resync(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, axum::Json<wire::ResyncStarted>)> {
     let value = json_body(&body)?;
     let params = ResyncParams::parse(&value, chrono::Utc::now().timestamp())
         .map_err(|e| ApiError::invalid_field(e.field, e.message))?;
     let services = state.services.clone();
     let owner = format!("resync-{}", crate::worker::owner_name(0));
     let created = resync::create(&services, &params, ACTOR_HTTP, &owner).await?;
-    let answer = json!({"id": created.id, "object": "resync", "status": "running"});
-    audit::record(&services, "resync.start", ACTOR_HTTP, &value, &answer).await?;
+    let answer = wire::ResyncStarted {
+        id: created.id.clone(),
+        object: "resync".into(),
+        status: "running".into(),
+    };
+    let recorded = serde_json::to_value(&answer).expect("plain data serializes");
+    audit::record(&services, "resync.start", ACTOR_HTTP, &value, &recorded).await?;
     tokio::spawn(async move {
         let id = created.id.clone();
         if let Err(error) = resync::run(&services, created, &owner, &mut |_| {}).await {
@@ -75,9 +82,9 @@ struct OutcomeQuery {
 
 #[utoipa::path(get, path = "/admin/resync/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Re-sync id (rsy_...)"), ("outcomes_limit" = Option<i64>, Query, description = "Most per-event outcomes to return")),
-    responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such re-sync", body = schemas::ErrorResponse),
-        (status = 422, description = "Not a re-sync id (rsy_...)", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = Object), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 404, description = "No such re-sync", body = ErrorResponse),
+        (status = 422, description = "Not a re-sync id (rsy_...)", body = ErrorResponse)))]
 async fn show_resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -107,12 +114,12 @@ struct EventsQuery {
 /// Recorded events, newest first, with the outcome recorded for each (`status` filters on it).
 #[utoipa::path(get, path = "/admin/events", tag = "admin", security(("admin_token" = [])),
     params(("status" = Option<String>, Query, description = "Stored outcome"), ("type" = Option<String>, Query), ("limit" = Option<i64>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "Recorded events with their outcome, newest first", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "Recorded events with their outcome, newest first", body = wire::EventList), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = ErrorResponse)))]
 async fn list_events(
     State(state): State<AppState>,
     Query(query): Query<EventsQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::EventList>> {
     let limit = query.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -131,34 +138,36 @@ async fn list_events(
     .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a recorded event id"))?;
     let has_more = page.len() as i64 > limit;
     let data: Vec<Value> = page.into_iter().take(limit as usize).collect();
-    Ok(axum::Json(
-        json!({"object": "list", "data": data, "has_more": has_more}),
-    ))
+    Ok(axum::Json(wire::EventList {
+        object: "list".into(),
+        data,
+        has_more,
+    }))
 }
 
 #[utoipa::path(post, path = "/admin/events/{event_id}/replay", tag = "admin", security(("admin_token" = [])),
     params(("event_id" = String, Path, description = "Stripe event id (evt_...)")),
-    responses((status = 200, description = "{event_id, outcome, purchase_id}", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "Neither creditd nor Stripe knows the event", body = schemas::ErrorResponse),
-        (status = 422, description = "Not an event id (evt_...)", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe or the database unavailable", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "What the replay did", body = wire::Replayed), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 404, description = "Neither creditd nor Stripe knows the event", body = ErrorResponse),
+        (status = 422, description = "Not an event id (evt_...)", body = ErrorResponse),
+        (status = 503, description = "Stripe or the database unavailable", body = ErrorResponse)))]
 async fn replay_event(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
-) -> ApiResult<Reply> {
+) -> ApiResult<axum::Json<wire::Replayed>> {
     check_id("event_id", EventId::parse(&event_id))?;
     let services = &state.services;
     let arguments = json!({"event_id": event_id});
     let result = replay::replay(services, &event_id).await;
     let recorded = match &result {
-        Ok(replayed) => replayed.to_json(),
+        Ok(replayed) => serde_json::to_value(replayed).expect("plain data serializes"),
         Err(error) => json!({"error": error.to_string()}),
     };
     if !matches!(result, Err(ReplayError::Database(_))) {
         audit::record(services, "event.replay", ACTOR_HTTP, &arguments, &recorded).await?;
     }
     match result {
-        Ok(replayed) => Ok((StatusCode::OK, axum::Json(replayed.to_json()))),
+        Ok(replayed) => Ok(axum::Json(wire::Replayed::from(&replayed))),
         Err(ReplayError::NotFound(id)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -174,12 +183,12 @@ async fn replay_event(
 }
 
 #[utoipa::path(get, path = "/admin/purchases", tag = "admin", security(("admin_token" = [])), params(ListQuery),
-    responses((status = 200, body = schemas::PurchaseList), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
+    responses((status = 200, body = wire::PurchaseList), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = ErrorResponse)))]
 async fn list_admin_purchases(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::PurchaseList>> {
     Ok(axum::Json(list_purchases(&state, &query).await?))
 }
 
@@ -187,41 +196,45 @@ async fn list_admin_purchases(
 /// every Stripe call made for it, and its grant.
 #[utoipa::path(get, path = "/admin/purchases/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Purchase id (pur_...)")),
-    responses((status = 200, description = "The purchase, its status history, events, Stripe calls and grant", body = Object), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
-        (status = 422, description = "Not a purchase id (pur_...)", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "The purchase, its status history, events, Stripe calls and grant", body = wire::PurchaseExplained), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 404, description = "No such purchase", body = ErrorResponse),
+        (status = 422, description = "Not a purchase id (pur_...)", body = ErrorResponse)))]
 async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::PurchaseExplained>> {
     check_id("id", PurchaseId::parse(&id))?;
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
     let (transitions, events, calls) = db::admin::purchase_history(db, &id).await?;
-    let mut body = purchase.to_json();
-    body["grant"] = json!({"id": purchase.credit_grant_id, "requested": purchase.grant_requested,
-                           "idempotency_key": purchase.grant_idempotency_key()});
-    body["paid_event_id"] = json!(purchase.paid_event_id);
-    body["history"] = Value::Array(transitions);
-    body["events"] = Value::Array(events);
-    body["stripe_calls"] = Value::Array(calls);
-    Ok(axum::Json(body))
+    Ok(axum::Json(wire::PurchaseExplained {
+        purchase: wire::Purchase::from(&purchase),
+        grant: wire::GrantState {
+            id: purchase.credit_grant_id.clone(),
+            requested: purchase.grant_requested,
+            idempotency_key: purchase.grant_idempotency_key(),
+        },
+        paid_event_id: purchase.paid_event_id.as_ref().map(ToString::to_string),
+        history: transitions,
+        events,
+        stripe_calls: calls,
+    }))
 }
 
 #[utoipa::path(post, path = "/admin/purchases/{id}/retry", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Purchase id (pur_...)")),
     request_body(content = Object, description = "Optional {\"force\": true} to retry a rejected purchase"),
-    responses((status = 200, description = "Sent back to the workers", body = schemas::Purchase), (status = 401, description = "Missing or wrong admin token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
-        (status = 409, description = "Not failed (or rejected without force)", body = schemas::ErrorResponse),
-        (status = 422, description = "Not a purchase id (pur_...), or `force` not a boolean", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "Sent back to the workers", body = wire::Purchase), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+        (status = 404, description = "No such purchase", body = ErrorResponse),
+        (status = 409, description = "Not failed (or rejected without force)", body = ErrorResponse),
+        (status = 422, description = "Not a purchase id (pur_...), or `force` not a boolean", body = ErrorResponse)))]
 async fn retry_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Reply> {
+) -> ApiResult<axum::Json<wire::Purchase>> {
     check_id("id", PurchaseId::parse(&id))?;
     let value = json_body(&body)?;
     let force = match value.get("force") {
@@ -245,7 +258,7 @@ async fn retry_purchase(
         audit::record(services, action, ACTOR_HTTP, &arguments, &recorded).await?;
     }
     match result {
-        Ok(purchase) => Ok((StatusCode::OK, axum::Json(purchase.to_json()))),
+        Ok(purchase) => Ok(axum::Json(wire::Purchase::from(&purchase))),
         Err(RetryError::NotFound(id)) => Err(ApiError::not_found("purchase", &id)),
         Err(RetryError::Database(error)) => Err(error.into()),
         Err(error @ RetryError::NeedsForce) => {

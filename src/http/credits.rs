@@ -3,13 +3,14 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::schemas;
+use crate::error::ErrorResponse;
+use crate::http::wire;
 use crate::money::{Currency, Money};
 use crate::stripe::form::Form;
 use crate::stripe::{StripeError, StripeRequest};
@@ -30,14 +31,14 @@ struct BalanceQuery {
 /// The customer's credit balance from Stripe's credit balance summary (metered scope by default).
 #[utoipa::path(get, path = "/v1/customers/{customer}/credit_balance", tag = "credits", security(("api_token" = [])),
     params(("customer" = String, Path, description = "Stripe customer id"), BalanceQuery),
-    responses((status = 200, body = schemas::CreditBalance), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 422, description = "Invalid id or filter", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe unavailable (`stripe_unavailable`: never an empty balance) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = schemas::ErrorResponse)))]
+    responses((status = 200, body = wire::CreditBalance), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 422, description = "Invalid id or filter", body = ErrorResponse),
+        (status = 503, description = "Stripe unavailable (`stripe_unavailable`: never an empty balance) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = ErrorResponse)))]
 async fn balance(
     State(state): State<AppState>,
     Path(customer): Path<String>,
     Query(query): Query<BalanceQuery>,
-) -> Result<axum::Json<Value>, CreditsError> {
+) -> Result<axum::Json<wire::CreditBalance>, CreditsError> {
     check_id("customer", &customer, "cus_")?;
     let mut form = Form::new().with("customer", &customer);
     match (&query.credit_grant, &query.price) {
@@ -66,25 +67,38 @@ async fn balance(
         .send(&StripeRequest::get("/v1/billing/credit_balance_summary", form).proxied_read())
         .await
         .map_err(stripe_error)?;
-    let balances: Vec<Value> = summary["balances"]
+    let balances = summary["balances"]
         .as_array()
-        .ok_or_else(|| stripe_error(StripeError::Decode("credit balance summary has no balances".into())))?
+        .ok_or_else(|| {
+            stripe_error(StripeError::Decode(
+                "credit balance summary has no balances".into(),
+            ))
+        })?
         .iter()
-        .map(|entry| json!({"available": amount(&entry["available_balance"]), "ledger": amount(&entry["ledger_balance"])}))
+        .map(|entry| wire::CurrencyBalance {
+            available: amount(&entry["available_balance"]),
+            ledger: amount(&entry["ledger_balance"]),
+        })
         .collect();
-    Ok(axum::Json(
-        json!({"object": "credit_balance", "customer": customer, "balances": balances}),
-    ))
+    Ok(axum::Json(wire::CreditBalance {
+        object: "credit_balance".into(),
+        customer,
+        balances,
+    }))
 }
 
-fn amount(stripe_amount: &Value) -> Value {
+fn amount(stripe_amount: &Value) -> wire::Amount {
     let monetary = &stripe_amount["monetary"];
     let value = monetary["value"].as_i64().unwrap_or(0);
     let code = monetary["currency"].as_str().unwrap_or_default();
     let display = Currency::parse(code)
         .map(|currency| Money { value, currency }.display())
         .ok();
-    json!({"value": value, "currency": code, "display": display})
+    wire::Amount {
+        value,
+        currency: code.to_owned(),
+        display,
+    }
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -98,14 +112,14 @@ struct TransactionsQuery {
 /// The customer's credit balance transactions from Stripe.
 #[utoipa::path(get, path = "/v1/customers/{customer}/credit_transactions", tag = "credits", security(("api_token" = [])),
     params(("customer" = String, Path, description = "Stripe customer id"), TransactionsQuery),
-    responses((status = 200, body = schemas::CreditTransactions), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 422, description = "Invalid id or limit", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe unavailable (`stripe_unavailable`) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = schemas::ErrorResponse)))]
+    responses((status = 200, body = wire::CreditTransactions), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 422, description = "Invalid id or limit", body = ErrorResponse),
+        (status = 503, description = "Stripe unavailable (`stripe_unavailable`) or its capacity kept for grants (`stripe_busy`, with `Retry-After`)", body = ErrorResponse)))]
 async fn transactions(
     State(state): State<AppState>,
     Path(customer): Path<String>,
     Query(query): Query<TransactionsQuery>,
-) -> Result<axum::Json<Value>, CreditsError> {
+) -> Result<axum::Json<wire::CreditTransactions>, CreditsError> {
     check_id("customer", &customer, "cus_")?;
     let limit = query.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
@@ -120,9 +134,11 @@ async fn transactions(
         .send(&StripeRequest::get("/v1/billing/credit_balance_transactions", form).proxied_read())
         .await
         .map_err(stripe_error)?;
-    Ok(axum::Json(
-        json!({"object": "list", "data": page["data"], "has_more": page["has_more"]}),
-    ))
+    Ok(axum::Json(wire::CreditTransactions {
+        object: "list".into(),
+        data: page["data"].as_array().cloned().unwrap_or_default(),
+        has_more: page["has_more"].as_bool().unwrap_or(false),
+    }))
 }
 
 fn check_id(field: &str, value: &str, prefix: &str) -> Result<(), ApiError> {

@@ -3,13 +3,12 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db;
-use crate::http::schemas;
+use crate::http::wire;
 
 /// Longest a readiness check waits for the database; a stalled database is not ready. Below the
 /// readiness probe's 2 s timeout, so the answer is ours rather than the kubelet's give-up.
@@ -23,19 +22,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = schemas::Status)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = wire::Status)))]
 async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+    axum::Json(wire::Status::new("ok"))
 }
 
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = schemas::Status), (status = 503, description = "Not ready", body = schemas::Status)))]
+    responses((status = 200, body = wire::Status), (status = 503, description = "Not ready", body = wire::Status)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "shutting_down"})),
+            axum::Json(wire::Status::new("shutting_down")),
         );
     }
     // Both connection sets: the pool serves the API and workers, the recorder the webhook. A
@@ -44,13 +43,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let limit = READY_CHECK_LIMIT;
     let checks = async { tokio::join!(db::is_ready(&services.db), services.recorder.check()) };
     if let Ok((true, true)) = tokio::time::timeout(limit, checks).await {
-        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
+        (StatusCode::OK, axum::Json(wire::Status::new("ready")))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({"status": "database unavailable, webhook recording unavailable, or migrations pending"}),
-            ),
+            axum::Json(wire::Status::new(
+                "database unavailable, webhook recording unavailable, or migrations pending",
+            )),
         )
     }
 }

@@ -5,9 +5,9 @@ pub mod auth;
 pub mod credits;
 pub mod health;
 pub mod purchases;
-pub mod schemas;
 pub mod server;
 pub mod webhooks;
+pub mod wire;
 
 use std::sync::Arc;
 

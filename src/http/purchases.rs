@@ -3,16 +3,17 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ErrorResponse;
+use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::funding;
-use crate::http::schemas;
+use crate::http::wire;
 use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{self, Purchase, PurchaseStatus};
 use crate::stripe::StripeRequest;
@@ -26,25 +27,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
 }
 
-type Reply = (StatusCode, axum::Json<Value>);
+type Reply = (StatusCode, axum::Json<wire::Purchase>);
 
 fn reply(status: StatusCode, purchase: &Purchase) -> Reply {
-    (status, axum::Json(purchase.to_json()))
+    (status, axum::Json(wire::Purchase::from(purchase)))
 }
 
 /// Register a purchase for an existing invoice, or let creditd create and finalize the invoice.
 #[utoipa::path(post, path = "/v1/purchases", tag = "purchases", security(("api_token" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same purchase")),
-    request_body = schemas::PurchaseRequest,
+    request_body = wire::PurchaseRequest,
     responses(
-        (status = 201, description = "Created (or replayed for the same Idempotency-Key)", body = schemas::Purchase),
-        (status = 202, description = "Accepted: Stripe was briefly unavailable, a worker finishes the invoice", body = schemas::Purchase),
-        (status = 400, description = "Malformed JSON or header", body = schemas::ErrorResponse),
-        (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 409, description = "Idempotency-Key reused with another body, or invoice already registered", body = schemas::ErrorResponse),
-        (status = 422, description = "A field is invalid; `field` names it", body = schemas::ErrorResponse),
-        (status = 502, description = "Stripe refused to create the invoice", body = schemas::ErrorResponse),
-        (status = 503, description = "Database unavailable", body = schemas::ErrorResponse)))]
+        (status = 201, description = "Created (or replayed for the same Idempotency-Key)", body = wire::Purchase),
+        (status = 202, description = "Accepted: Stripe was briefly unavailable, a worker finishes the invoice", body = wire::Purchase),
+        (status = 400, description = "Malformed JSON or header", body = ErrorResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 409, description = "Idempotency-Key reused with another body, or invoice already registered", body = ErrorResponse),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorResponse),
+        (status = 502, description = "Stripe refused to create the invoice", body = ErrorResponse),
+        (status = 503, description = "Database unavailable", body = ErrorResponse)))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -73,7 +74,9 @@ async fn create(
         state.services.policy.lease,
     )
     .await
-    .map_err(|error| invoice_taken(error, new.invoice_id.as_deref()))?;
+    .on_constraint("purchases_invoice_id_key", || {
+        invoice_taken(new.invoice_id.as_deref())
+    })?;
     let Some(created) = inserted else {
         // Another request with the same key won the race.
         let key = idempotency_key.as_deref().unwrap_or_default();
@@ -155,31 +158,24 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
-fn invoice_taken(error: sqlx::Error, invoice_id: Option<&str>) -> ApiError {
-    let unique_invoice = error
-        .as_database_error()
-        .and_then(|e| e.constraint())
-        .is_some_and(|constraint| constraint == "purchases_invoice_id_key");
-    if unique_invoice {
-        let mut error = ApiError::conflict(
-            "invoice_already_registered",
-            format!(
-                "invoice_id {} already belongs to another purchase",
-                invoice_id.unwrap_or_default()
-            ),
-        );
-        error.field = Some("invoice_id".into());
-        error
-    } else {
-        error.into()
-    }
+/// The invoice's unique key is the last line of defence against two purchases for one invoice.
+fn invoice_taken(invoice_id: Option<&str>) -> ApiError {
+    let mut error = ApiError::conflict(
+        "invoice_already_registered",
+        format!(
+            "invoice_id {} already belongs to another purchase",
+            invoice_id.unwrap_or_default()
+        ),
+    );
+    error.field = Some("invoice_id".into());
+    error
 }
 
 /// One purchase.
 #[utoipa::path(get, path = "/v1/purchases/{id}", tag = "purchases", security(("api_token" = [])),
     params(("id" = String, Path, description = "Purchase id (pur_...)")),
-    responses((status = 200, body = schemas::Purchase), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such purchase", body = schemas::ErrorResponse)))]
+    responses((status = 200, body = wire::Purchase), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 404, description = "No such purchase", body = ErrorResponse)))]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
     let purchase = db::purchases::find(&state.services.db, &id)
         .await?
@@ -217,7 +213,7 @@ impl ListQuery {
 }
 
 /// Newest first, Stripe-style: `data`, `has_more`, and `starting_after` = the last id seen.
-pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<Value> {
+pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<wire::PurchaseList> {
     let (status, limit) = query.validated()?;
     let page = db::purchases::list(
         &state.services.db,
@@ -229,22 +225,26 @@ pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<Va
     .await?
     .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a known purchase id"))?;
     let has_more = page.len() as i64 > limit;
-    let data: Vec<Value> = page
+    let data = page
         .iter()
         .take(limit as usize)
-        .map(Purchase::to_json)
+        .map(wire::Purchase::from)
         .collect();
-    Ok(json!({"object": "list", "data": data, "has_more": has_more}))
+    Ok(wire::PurchaseList {
+        object: "list".into(),
+        data,
+        has_more,
+    })
 }
 
 /// Purchases, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/v1/purchases", tag = "purchases", security(("api_token" = [])), params(ListQuery),
-    responses((status = 200, body = schemas::PurchaseList), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 422, description = "A query parameter is invalid", body = schemas::ErrorResponse)))]
+    responses((status = 200, body = wire::PurchaseList), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 422, description = "A query parameter is invalid", body = ErrorResponse)))]
 async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<wire::PurchaseList>> {
     Ok(axum::Json(list_purchases(&state, &query).await?))
 }
 
@@ -252,10 +252,10 @@ async fn list(
 /// Void the open invoice of an unpaid purchase.
 #[utoipa::path(post, path = "/v1/purchases/{id}/cancel", tag = "purchases", security(("api_token" = [])),
     params(("id" = String, Path, description = "Purchase id (pur_...)")),
-    responses((status = 200, description = "Canceled", body = schemas::Purchase), (status = 401, description = "Missing or wrong bearer token", body = schemas::ErrorResponse),
-        (status = 404, description = "No such purchase", body = schemas::ErrorResponse),
-        (status = 409, description = "Already paid, or the invoice is still being created", body = schemas::ErrorResponse),
-        (status = 503, description = "Stripe unavailable", body = schemas::ErrorResponse)))]
+    responses((status = 200, description = "Canceled", body = wire::Purchase), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+        (status = 404, description = "No such purchase", body = ErrorResponse),
+        (status = 409, description = "Already paid, or the invoice is still being created", body = ErrorResponse),
+        (status = 503, description = "Stripe unavailable", body = ErrorResponse)))]
 async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply> {
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)

@@ -3,13 +3,12 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::http::schemas;
+use crate::http::wire;
 use crate::ingest;
 use crate::purchase::lifecycle::Outcome;
 use crate::stripe::signature;
@@ -23,10 +22,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hmac>")),
     request_body(content = Object, description = "A Stripe event, exactly as Stripe sent it"),
     responses(
-        (status = 200, description = "Recorded (or already recorded)", body = schemas::WebhookAck),
-        (status = 400, description = "Bad signature or timestamp, or not an event", body = schemas::ErrorResponse),
-        (status = 413, description = "Body too large", body = schemas::ErrorResponse),
-        (status = 503, description = "Not recorded; Stripe retries", body = schemas::ErrorResponse)))]
+        (status = 200, description = "Recorded (or already recorded)", body = wire::WebhookAck),
+        (status = 400, description = "Bad signature or timestamp, or not an event", body = crate::error::ErrorResponse),
+        (status = 413, description = "Body too large", body = crate::error::ErrorResponse),
+        (status = 503, description = "Not recorded; Stripe retries", body = crate::error::ErrorResponse)))]
 ///
 /// Never calls Stripe: the event is recorded with the work it schedules, then a worker takes over.
 async fn receive(State(state): State<AppState>, request: Request) -> Response {
@@ -90,7 +89,12 @@ async fn receive(State(state): State<AppState>, request: Request) -> Response {
             };
             metrics.webhook(label, "");
             tracing::info!(event_id = %event.id, event_type = %event.event_type, invoice_id, purchase_id = recorded.purchase_id.as_deref(), %outcome, "webhook recorded");
-            let body = json!({"received": true, "event_id": event.id, "duplicate": !recorded.new, "outcome": outcome});
+            let body = wire::WebhookAck {
+                received: true,
+                event_id: event.id.clone(),
+                duplicate: !recorded.new,
+                outcome,
+            };
             (StatusCode::OK, axum::Json(body)).into_response()
         }
         Err(error) => {

@@ -201,40 +201,6 @@ impl Purchase {
     pub fn grant_idempotency_key(&self) -> String {
         format!("creditd-grant-{}-{}", self.id, self.grant_key_generation)
     }
-
-    /// The shape the API answers with.
-    pub fn to_json(&self) -> serde_json::Value {
-        let amount = Money {
-            value: self.amount,
-            currency: Currency::parse(&self.currency).expect("stored currencies are valid"),
-        };
-        serde_json::json!({
-            "id": self.id,
-            "object": "purchase",
-            "status": self.status,
-            "customer": self.customer,
-            "amount": self.amount,
-            "currency": self.currency,
-            "amount_display": amount.display(),
-            "livemode": self.livemode,
-            "invoice_id": self.invoice_id,
-            "hosted_invoice_url": self.hosted_invoice_url,
-            "uncollectible_at": self.uncollectible_at.map(|t| t.timestamp()),
-            "settlement": self.settlement.as_ref().map(|s| &s.0),
-            "credit": self.credit.0,
-            "credit_grant_id": self.credit_grant_id,
-            "credit_grant_voided_at": self.credit_grant_voided_at.map(|t| t.timestamp()),
-            "description": self.description,
-            "metadata": self.metadata.0,
-            "collection_method": self.funding.as_ref().map(|f| f.0.collection_method.clone()),
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "paid_at": self.paid_at.map(|t| t.timestamp()),
-            "granted_at": self.granted_at.map(|t| t.timestamp()),
-            "created": self.created_at.timestamp(),
-            "updated": self.updated_at.timestamp(),
-        })
-    }
 }
 
 /// A fresh purchase id: `pur_` and 24 random alphanumerics.

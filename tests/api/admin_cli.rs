@@ -92,3 +92,71 @@ async fn the_cli_resyncs_and_replays_with_the_endpoints_code() {
         "{stderr}"
     );
 }
+
+/// The flags and the JSON body reach the same `ResyncParams`, stored with each re-sync; a rule
+/// broken in one is broken in the other, under the same field's name.
+#[tokio::test]
+async fn the_cli_and_the_endpoint_start_the_same_resync_for_the_same_parameters() {
+    use crate::harness::ADMIN_TOKEN;
+
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    let (since, until) = ((now - 600).to_string(), (now - 60).to_string());
+    let types = "invoice.paid,invoice.voided";
+    let args = [
+        "resync",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--types",
+        types,
+        "--dry-run",
+    ];
+    let output = creditd(&app, &args).output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let body = serde_json::json!({"since": since, "until": until, "dry_run": true,
+        "types": ["invoice.paid", "invoice.voided"], "source": "events"});
+    let (status, answer) = app
+        .api(
+            reqwest::Method::POST,
+            "/admin/resync",
+            Some(&body),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{answer}");
+    let stored: Vec<(String, Value)> =
+        sqlx::query_as("SELECT actor, params FROM resyncs ORDER BY created_at, actor")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0].1, stored[1].1, "{stored:?}");
+    assert_eq!(
+        stored[0].1["types"],
+        serde_json::json!(["invoice.paid", "invoice.voided"])
+    );
+
+    let output = creditd(&app, &["resync", "--since", &since, "--types", "invoice.*"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--types"));
+    let body = serde_json::json!({"since": since, "types": ["invoice.*"]});
+    let (status, answer) = app
+        .api(
+            reqwest::Method::POST,
+            "/admin/resync",
+            Some(&body),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"]["field"], "types");
+}

@@ -9,6 +9,7 @@ mod admin_restart;
 mod admin_resync;
 mod admin_sweeper;
 mod crash;
+mod database_errors;
 mod database_faults;
 mod exactly_once;
 mod funding;

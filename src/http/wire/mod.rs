@@ -1,0 +1,42 @@
+//! The API's wire shapes: the structs handlers answer with, which are also the OpenAPI schemas,
+//! so the document and the answers cannot drift apart.
+
+mod admin;
+mod credits;
+mod purchase;
+
+pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
+pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
+pub use purchase::{
+    Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
+};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::purchase::lifecycle::Outcome;
+
+/// A liveness or readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+impl Status {
+    pub fn new(status: &str) -> Self {
+        Status {
+            status: status.to_owned(),
+        }
+    }
+}
+
+/// The answer to a recorded webhook.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub received: bool,
+    pub event_id: String,
+    pub duplicate: bool,
+    /// scheduled, canceled, already_<status>, unmatched, ignored or duplicate.
+    #[schema(value_type = String)]
+    pub outcome: Outcome,
+}

@@ -1,0 +1,172 @@
+//! A purchase on the wire: the registration body and the answer every purchase route gives.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::ids::{CustomerId, InvoiceId, PurchaseId};
+use crate::money::{Currency, Money};
+use crate::purchase;
+
+/// `POST /v1/purchases`. Without `invoice_id`, creditd creates, fills and finalizes the invoice.
+// Documentation of the body `purchase::request` parses; issue 9 item 2 makes this the parsed type.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PurchaseRequest {
+    #[schema(example = "cus_R2d2")]
+    customer: String,
+    /// In the currency's minor unit (cents; yen for JPY).
+    #[schema(example = 5000, minimum = 1)]
+    amount: i64,
+    #[schema(example = "usd")]
+    currency: String,
+    invoice_id: Option<String>,
+    credit: Option<CreditSpec>,
+    description: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+    /// Only without `invoice_id`: `charge_automatically` (default) or `send_invoice`.
+    collection_method: Option<String>,
+    /// Required with `send_invoice`, 1 to 365.
+    days_until_due: Option<i64>,
+}
+
+/// The credit grant a purchase buys; every field has a default derived from the purchase.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreditSpec {
+    value: Option<i64>,
+    currency: Option<String>,
+    #[schema(max_length = 100)]
+    name: Option<String>,
+    /// `paid` (default) or `promotional`.
+    category: Option<String>,
+    #[schema(minimum = 0, maximum = 100)]
+    priority: Option<i64>,
+    effective_at: Option<i64>,
+    /// A fixed expiry. If it has passed by the time the invoice is paid, no grant is created and
+    /// the purchase ends `rejected` (and is alerted on).
+    expires_at: Option<i64>,
+    /// Credits valid for this many days from the grant (1 to 3650); exclusive with `expires_at`.
+    #[schema(minimum = 1, maximum = 3650)]
+    expires_after_days: Option<i64>,
+    applicability: Option<Applicability>,
+}
+
+/// `{"price_type": "metered"}` (default) or `{"prices": ["price_.."]}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Applicability {
+    price_type: Option<String>,
+    prices: Option<Vec<String>>,
+}
+
+/// A purchase as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purchase {
+    #[schema(value_type = String, example = "pur_8Yv1")]
+    pub id: PurchaseId,
+    pub object: String,
+    /// creating_invoice, awaiting_payment, granting, granted, failed, rejected or canceled.
+    #[schema(value_type = String)]
+    pub status: purchase::PurchaseStatus,
+    #[schema(value_type = String)]
+    pub customer: CustomerId,
+    pub amount: i64,
+    pub currency: String,
+    /// The amount in the major unit, for people: "50.00 USD", "5000 JPY".
+    pub amount_display: String,
+    pub livemode: bool,
+    #[schema(value_type = Option<String>)]
+    pub invoice_id: Option<InvoiceId>,
+    pub hosted_invoice_url: Option<String>,
+    /// When Stripe marked the invoice uncollectible; the purchase stays payable until it is voided.
+    pub uncollectible_at: Option<i64>,
+    /// What settled the invoice, as Stripe showed it when creditd judged it.
+    pub settlement: Option<Settlement>,
+    #[schema(value_type = Object)]
+    pub credit: purchase::CreditSpec,
+    pub credit_grant_id: Option<String>,
+    /// Set when the purchase's grant was found voided at Stripe; it is still this purchase's grant.
+    pub credit_grant_voided_at: Option<i64>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub collection_method: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub paid_at: Option<i64>,
+    pub granted_at: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl From<&purchase::Purchase> for Purchase {
+    fn from(stored: &purchase::Purchase) -> Self {
+        let amount = Money {
+            value: stored.amount,
+            currency: Currency::parse(&stored.currency).expect("stored currencies are valid"),
+        };
+        Purchase {
+            id: stored.id.clone(),
+            object: "purchase".into(),
+            status: stored.status,
+            customer: stored.customer.clone(),
+            amount: stored.amount,
+            currency: stored.currency.clone(),
+            amount_display: amount.display(),
+            livemode: stored.livemode,
+            invoice_id: stored.invoice_id.clone(),
+            hosted_invoice_url: stored.hosted_invoice_url.clone(),
+            uncollectible_at: stored.uncollectible_at.map(|t| t.timestamp()),
+            settlement: stored.settlement.as_ref().map(|s| Settlement::from(&s.0)),
+            credit: stored.credit.0.clone(),
+            credit_grant_id: stored.credit_grant_id.clone(),
+            credit_grant_voided_at: stored.credit_grant_voided_at.map(|t| t.timestamp()),
+            description: stored.description.clone(),
+            metadata: stored.metadata.0.clone(),
+            collection_method: stored
+                .funding
+                .as_ref()
+                .map(|f| f.0.collection_method.clone()),
+            attempts: stored.attempts,
+            last_error: stored.last_error.clone(),
+            paid_at: stored.paid_at.map(|t| t.timestamp()),
+            granted_at: stored.granted_at.map(|t| t.timestamp()),
+            created: stored.created_at.timestamp(),
+            updated: stored.updated_at.timestamp(),
+        }
+    }
+}
+
+/// What settled a paid invoice, in the currency's minor unit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Settlement {
+    /// The invoice's amount before discounts and the customer's balance; must cover the purchase.
+    pub gross: i64,
+    pub total: i64,
+    pub amount_paid: i64,
+    pub balance_applied: i64,
+    pub discounts: i64,
+    pub paid_out_of_band: i64,
+}
+
+impl From<&purchase::Settlement> for Settlement {
+    fn from(s: &purchase::Settlement) -> Self {
+        Settlement {
+            gross: s.gross,
+            total: s.total,
+            amount_paid: s.amount_paid,
+            balance_applied: s.balance_applied,
+            discounts: s.discounts,
+            paid_out_of_band: s.paid_out_of_band,
+        }
+    }
+}
+
+/// A page of purchases, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchaseList {
+    pub object: String,
+    pub data: Vec<Purchase>,
+    pub has_more: bool,
+}
