@@ -43,7 +43,7 @@ impl EventRecorder {
         acquire_timeout: Duration,
         statement_timeout: Duration,
     ) -> Self {
-        let options = options.options([(
+        let options = super::plans::custom_plans_only(options).options([(
             "statement_timeout",
             format!("{}ms", statement_timeout.as_millis()),
         )]);
@@ -99,6 +99,12 @@ impl EventRecorder {
         // Only a connection whose statement succeeded goes back; a failed one is dropped.
         self.give_back(connection);
         Ok(recorded)
+    }
+
+    /// A new connection with exactly the recorder's session settings, for tests and diagnostics
+    /// that must see the plans the recorder gets.
+    pub async fn connect(&self) -> sqlx::Result<PgConnection> {
+        self.options.connect().await
     }
 
     /// A slot and a connection, within the acquire timeout.

@@ -18,6 +18,7 @@ mod lifecycle;
 mod model;
 mod openapi;
 mod operations;
+mod plans;
 mod purchases;
 mod recovery;
 mod sandbox_demo;
