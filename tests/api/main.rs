@@ -12,6 +12,7 @@ mod crash;
 mod database_faults;
 mod exactly_once;
 mod funding;
+mod hangups;
 mod hostile_stripe;
 mod inputs_and_retention;
 mod lifecycle;
