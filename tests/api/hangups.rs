@@ -44,7 +44,8 @@ async fn abandoned(db: &PgPool) -> i64 {
 async fn blocked_backends(db: &PgPool) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity
-         WHERE datname = current_database() AND wait_event_type = 'Lock' ORDER BY pid",
+         WHERE datname = current_database() AND application_name = 'creditd'
+           AND wait_event_type = 'Lock' ORDER BY pid",
     )
     .fetch_all(db)
     .await
@@ -53,7 +54,14 @@ async fn blocked_backends(db: &PgPool) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_hanging_up_mid_request_cost_no_connection_and_no_double_record() {
-    let app = TestApp::spawn_without_workers().await;
+    // Deadlines far beyond the test's length: here a timeout would fail a statement (and drop its
+    // connection) for a reason other than the hang-up.
+    let app = TestApp::spawn_with(|config| {
+        config.worker_count = 0;
+        config.database.database_acquire_timeout_ms = 60_000;
+        config.database.database_statement_timeout_ms = 60_000;
+    })
+    .await;
     let connections = app.services.recorder.usage().max;
     let before = abandoned(&app.db).await;
 
