@@ -43,7 +43,7 @@ impl EventRecorder {
         acquire_timeout: Duration,
         statement_timeout: Duration,
     ) -> Self {
-        let options = super::plans::custom_plans_only(options).options([(
+        let options = super::plans::index_scans_only(options).options([(
             "statement_timeout",
             format!("{}ms", statement_timeout.as_millis()),
         )]);
