@@ -40,12 +40,13 @@ async fn abandoned(db: &PgPool) -> i64 {
     .unwrap()
 }
 
-/// Backends of this database waiting for a lock: the recorder's statements, blocked in flight.
+/// Backends of this database blocked in the recording statement (not, say, a background task of
+/// the pool that also waits for the lock).
 async fn blocked_backends(db: &PgPool) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = 'creditd'
-           AND wait_event_type = 'Lock' ORDER BY pid",
+         WHERE datname = current_database() AND wait_event_type = 'Lock'
+           AND query LIKE '%WITH fresh AS%' ORDER BY pid",
     )
     .fetch_all(db)
     .await
