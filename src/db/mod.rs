@@ -5,6 +5,7 @@ pub mod calls;
 pub mod events;
 pub mod leases;
 pub mod lifecycle;
+pub mod plans;
 pub mod purchases;
 pub mod recorder;
 pub mod retention;
@@ -45,7 +46,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_millis(config.database_acquire_timeout_ms))
-        .connect_lazy_with(options(config)?))
+        .connect_lazy_with(plans::custom_plans_only(options(config)?)))
 }
 
 /// The webhook path's own connections (see [`recorder`]), with the same fail-fast timeout, so

@@ -4,7 +4,7 @@
 //! database two wake-ups instead of one. Events are recorded with a single self-contained
 //! statement, so a connection that fails is simply dropped and the next event opens a new one.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -43,7 +43,7 @@ impl EventRecorder {
         acquire_timeout: Duration,
         statement_timeout: Duration,
     ) -> Self {
-        let options = options.options([(
+        let options = super::plans::index_scans_only(options).options([(
             "statement_timeout",
             format!("{}ms", statement_timeout.as_millis()),
         )]);
@@ -86,7 +86,28 @@ impl EventRecorder {
 
     /// Records the event (see [`events::record`]). Waiting for a connection is bounded, so an
     /// unreachable database turns into an error quickly and the webhook answers 503.
+    ///
+    /// The write runs as its own task, detached from the caller's future. A client that hangs up
+    /// mid-request drops the handler's future; had the statement been polled by that future, the
+    /// connection would be dropped with a statement in flight (an abandoned session, a reconnect
+    /// for the next event). Detached, the statement finishes within the deadlines it already has
+    /// (acquire timeout, `statement_timeout` plus grace), its connection goes back, and the event
+    /// is recorded once or not at all: Stripe's retry then finds it a duplicate.
     pub async fn record(
+        self: &Arc<Self>,
+        event: &Event,
+        raw: &RawValue,
+        source: &str,
+    ) -> sqlx::Result<Recorded> {
+        let recorder = Arc::clone(self);
+        let (event, raw, source) = (event.clone(), raw.to_owned(), source.to_owned());
+        tokio::spawn(async move { recorder.record_here(&event, &raw, &source).await })
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+
+    /// Records the event on the calling task.
+    async fn record_here(
         &self,
         event: &Event,
         raw: &RawValue,
@@ -99,6 +120,12 @@ impl EventRecorder {
         // Only a connection whose statement succeeded goes back; a failed one is dropped.
         self.give_back(connection);
         Ok(recorded)
+    }
+
+    /// A new connection with exactly the recorder's session settings, for tests and diagnostics
+    /// that must see the plans the recorder gets.
+    pub async fn connect(&self) -> sqlx::Result<PgConnection> {
+        self.options.connect().await
     }
 
     /// A slot and a connection, within the acquire timeout.

@@ -1,0 +1,32 @@
+//! Session settings that keep the hot statements on their indexes whatever the statistics say.
+//!
+//! The danger: after five executions PostgreSQL may cache a *generic* plan for a prepared
+//! statement and keep it until the table's statistics change. A table analyzed while empty (a
+//! fresh deployment, a truncate, a restored backup) yields a generic Seq Scan for
+//! `WHERE id = $1`, and every execution then costs O(table size) until the next analyze: the plan
+//! cliff of issue 11. PostgreSQL has no hints, and no rewrite of the SQL changes that costing.
+
+use sqlx::postgres::PgConnectOptions;
+
+/// The recorder's sessions: sequential scans are priced out (`enable_seqscan = off`), so the
+/// plan PostgreSQL caches for `RECORD_EVENT` reaches every row through an index (the primary key
+/// of `stripe_events`, the invoice and primary keys of `purchases`) even when it was planned
+/// against tables believed empty, and the plan is still made once per connection.
+///
+/// Why not `force_custom_plan` here: re-planning this statement (a five-part CTE joined with the
+/// decision table) on every execution cost more than the write itself; it took duplicates from
+/// about 11,000/s to under 2,000/s in `scripts/bench-webhooks` (2026-12-02). Every table this
+/// session touches has the index its statement needs, so the setting never forces a worse plan.
+pub fn index_scans_only(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("enable_seqscan", "off")])
+}
+
+/// The pool's sessions: each execution of a prepared statement is planned with its actual
+/// parameters (`plan_cache_mode = force_custom_plan`). A custom plan also sees the table's
+/// current size (the planner reads the relation's real page count, not just `pg_class`), so
+/// claiming due work and matching turn to their indexes as soon as the tables have rows. The pool
+/// also runs admin and API queries that may rightly scan, so sequential scans stay allowed; its
+/// statements run far less often than the recorder's, so planning each time costs little.
+pub fn custom_plans_only(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("plan_cache_mode", "force_custom_plan")])
+}
