@@ -24,6 +24,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Longest one request may take, body included.
     pub request_timeout: Duration,
+    /// Outbound webhook settings, and the bell that wakes delivery workers.
+    pub outbound: Arc<crate::outbound::Outbound>,
 }
 
 pub struct WebhookSettings {
@@ -72,6 +74,10 @@ impl Application {
             }),
             shutdown: CancellationToken::new(),
             request_timeout: Duration::from_millis(config.http_request_timeout_ms),
+            outbound: Arc::new(crate::outbound::Outbound {
+                settings: config.outbound_settings().map_err(anyhow::Error::msg)?,
+                wake: Notify::new(),
+            }),
         };
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Application {
@@ -110,6 +116,16 @@ impl Application {
                 state.services.clone(),
                 owner,
                 poll,
+                workers.clone(),
+            ));
+        }
+        // Delivery workers hold leases on webhook deliveries, not purchases: their owners are
+        // not in `owners`, and a delivery cut off by the drain is retried when its lease expires.
+        for index in 0..state.outbound.settings.workers {
+            tasks.spawn(crate::outbound::worker::run(
+                state.services.clone(),
+                state.outbound.clone(),
+                format!("outbound-{}", worker::owner_name(index)),
                 workers.clone(),
             ));
         }

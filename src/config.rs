@@ -193,6 +193,69 @@ pub struct ServeConfig {
     /// Days after which the payload of an ignored event is deleted (the row and its outcome stay).
     #[arg(long, env = "EVENT_PAYLOAD_RETENTION_DAYS", default_value_t = 30)]
     pub event_payload_retention_days: u32,
+    #[command(flatten)]
+    pub outbound: OutboundConfig,
+}
+
+/// Outbound webhooks to the merchant's endpoints (see `outbound`).
+#[derive(Debug, Clone, Args)]
+pub struct OutboundConfig {
+    /// Delivery workers in this process; 0 leaves delivery to other replicas.
+    #[arg(long, env = "OUTBOUND_WORKER_COUNT", default_value_t = 2)]
+    pub outbound_worker_count: usize,
+    /// Delays before each retry of a failed delivery, comma-separated (`ms`, `s`, `m`, `h`, `d`),
+    /// each with up to 10% jitter; after the last one the message is `failed`.
+    #[arg(long, env = "OUTBOUND_RETRY_SCHEDULE", default_value = crate::outbound::schedule::RetrySchedule::DEFAULT)]
+    pub outbound_retry_schedule: String,
+    /// Longest one delivery attempt may take, in milliseconds.
+    #[arg(long, env = "OUTBOUND_TIMEOUT_MS", default_value_t = 15_000)]
+    pub outbound_timeout_ms: u64,
+    /// Allow `http://` endpoint URLs (the sandbox and tests); production wants https only.
+    #[arg(long, env = "OUTBOUND_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub outbound_allow_http: bool,
+    /// Allow endpoints on loopback, private, link-local, CGNAT and metadata addresses (the
+    /// sandbox and tests); refused by default, at registration and at every delivery.
+    #[arg(long, env = "OUTBOUND_ALLOW_PRIVATE_NETWORKS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub outbound_allow_private_networks: bool,
+    /// An endpoint whose every attempt failed for this long is disabled (and audited), in seconds.
+    #[arg(long, env = "OUTBOUND_DISABLE_AFTER_SECS", default_value_t = 5 * 86_400)]
+    pub outbound_disable_after_secs: u64,
+    /// After a secret rotation, how long the old secret is still signed with, in seconds.
+    #[arg(long, env = "OUTBOUND_SECRET_GRACE_SECS", default_value_t = 86_400)]
+    pub outbound_secret_grace_secs: u64,
+}
+
+impl OutboundConfig {
+    /// The settings, or an error naming the one that is wrong.
+    pub fn settings(
+        &self,
+        poll_interval: Duration,
+    ) -> Result<crate::outbound::OutboundSettings, String> {
+        let schedule =
+            crate::outbound::schedule::RetrySchedule::parse(&self.outbound_retry_schedule)
+                .map_err(|e| format!("OUTBOUND_RETRY_SCHEDULE: {e}"))?;
+        if !(100..=60_000).contains(&self.outbound_timeout_ms) {
+            return Err("OUTBOUND_TIMEOUT_MS must be between 100 and 60000".into());
+        }
+        if self.outbound_worker_count > 64 {
+            return Err("OUTBOUND_WORKER_COUNT must be at most 64".into());
+        }
+        if self.outbound_secret_grace_secs > 30 * 86_400 {
+            return Err("OUTBOUND_SECRET_GRACE_SECS must be at most 30 days".into());
+        }
+        Ok(crate::outbound::OutboundSettings {
+            workers: self.outbound_worker_count,
+            poll_interval,
+            schedule,
+            timeout: Duration::from_millis(self.outbound_timeout_ms),
+            allow: crate::outbound::address::Allow {
+                http: self.outbound_allow_http,
+                private_networks: self.outbound_allow_private_networks,
+            },
+            disable_after: Duration::from_secs(self.outbound_disable_after_secs),
+            secret_grace: Duration::from_secs(self.outbound_secret_grace_secs),
+        })
+    }
 }
 
 impl ServeConfig {
@@ -215,6 +278,7 @@ impl ServeConfig {
         if self.api_token.expose() == self.admin_token.expose() {
             return Err("API_TOKEN and ADMIN_TOKEN must differ".into());
         }
+        self.outbound_settings()?;
         Ok(())
     }
 
@@ -227,6 +291,11 @@ impl ServeConfig {
             .filter(|s| !s.is_empty())
             .map(Secret::from)
             .collect()
+    }
+
+    pub fn outbound_settings(&self) -> Result<crate::outbound::OutboundSettings, String> {
+        let poll = Duration::from_millis(self.worker_poll_interval_ms);
+        self.outbound.settings(poll)
     }
 
     pub fn worker_lease(&self) -> Duration {

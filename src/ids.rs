@@ -124,6 +124,36 @@ prefixed_id!(
     "a customer"
 );
 
+prefixed_id!(
+    /// A merchant's outbound webhook endpoint: `we_` and 24 random alphanumerics.
+    EndpointId,
+    "we_",
+    "a webhook endpoint"
+);
+prefixed_id!(
+    /// An outbound webhook message; derived from the purchase transition that caused it.
+    MessageId,
+    "msg_",
+    "a webhook message"
+);
+
+impl EndpointId {
+    /// A fresh endpoint id.
+    pub fn generate() -> EndpointId {
+        EndpointId(format!("we_{}", random_suffix()))
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
 impl PurchaseId {
     /// A fresh purchase id.
     pub fn generate() -> PurchaseId {

@@ -34,6 +34,8 @@ pub mod lease;
 pub mod metrics;
 /// Minor-unit amounts and currencies.
 pub mod money;
+/// Signed outbound webhooks to the merchant (Standard Webhooks).
+pub mod outbound;
 #[cfg(test)]
 mod parser_props;
 /// Purchases and their validation.

@@ -32,6 +32,7 @@ struct Inner {
     worker_panics: Counter,
     db_connections: Family<Labels, Gauge>,
     catch_up: Family<Labels, Counter>,
+    outbound: crate::outbound::metrics::OutboundMetrics,
 }
 
 impl Default for Metrics {
@@ -131,6 +132,7 @@ impl Metrics {
             "Events and invoices handled by re-syncs, replays and the sweeper, by outcome",
             catch_up.clone(),
         );
+        let outbound = crate::outbound::metrics::OutboundMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -148,6 +150,7 @@ impl Metrics {
                 worker_panics,
                 db_connections,
                 catch_up,
+                outbound,
             }),
         }
     }
@@ -198,6 +201,11 @@ impl Metrics {
     pub fn worker_claims(&self, claimed: u64, taken_over: u64) {
         self.inner.worker_claims.inc_by(claimed);
         self.inner.worker_lease_expiries.inc_by(taken_over);
+    }
+
+    /// The outbound webhooks' metrics.
+    pub fn outbound(&self) -> &crate::outbound::metrics::OutboundMetrics {
+        &self.inner.outbound
     }
 
     pub fn worker_panic(&self) {

@@ -11,6 +11,9 @@ pub mod recorder;
 pub mod retention;
 pub mod status_counts;
 pub mod unknown_writes;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
+pub mod webhook_messages;
 pub mod work;
 
 use std::time::Duration;

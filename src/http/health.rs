@@ -73,6 +73,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(count) => metrics.set_paid_without_credits(count),
         Err(error) => tracing::warn!(%error, "could not count paid purchases without credits"),
     }
+    match db::webhook_deliveries::oldest_undelivered_secs(&services.db).await {
+        Ok(age) => metrics.outbound().set_oldest_undelivered(age),
+        Err(error) => tracing::warn!(%error, "could not read the oldest undelivered webhook"),
+    }
     let pool = &services.db;
     let idle = pool.num_idle();
     let max = pool.options().get_max_connections() as usize;

@@ -4,6 +4,8 @@ pub mod admin;
 pub mod auth;
 pub mod credits;
 pub mod health;
+pub mod outbound;
+pub mod outbound_messages;
 pub mod purchases;
 pub mod server;
 pub mod webhooks;
@@ -33,12 +35,14 @@ const API_BODY_LIMIT: usize = 64 * 1024;
 #[openapi(
     info(title = "creditd", description = "Turns each paid Stripe invoice into exactly one Stripe billing credit grant."),
     modifiers(&BearerTokens),
+    // The body creditd posts to merchants' endpoints: served by no route here, so listed.
+    components(schemas(wire::WebhookEvent, wire::WebhookEventData)),
     tags(
         (name = "purchases", description = "Credit purchases (bearer API_TOKEN)"),
         (name = "credits", description = "Customers' credit balances and transactions (bearer API_TOKEN)"),
         (name = "webhooks", description = "Stripe's webhook endpoint (signed)"),
         (name = "operations", description = "Health, readiness and metrics"),
-        (name = "admin", description = "Operator tools: re-sync, replay, views, retries (bearer ADMIN_TOKEN)"),
+        (name = "admin", description = "Operator tools: re-sync, replay, views, retries, outbound webhook endpoints and messages (bearer ADMIN_TOKEN)"),
     )
 )]
 struct ApiDoc;
@@ -64,6 +68,8 @@ fn documented(
     // Only ADMIN_TOKEN opens /admin; API_TOKEN gets 401 there like any other wrong token.
     let admin = OpenApiRouter::new()
         .merge(admin::router())
+        .merge(outbound::router())
+        .merge(outbound_messages::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .route_layer(from_fn_with_state(admin_token, auth::require_bearer));
     let v1 = OpenApiRouter::new()

@@ -3,10 +3,15 @@
 
 mod admin;
 mod credits;
+mod outbound;
 mod purchase;
 
 pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
+pub use outbound::{
+    Requeued, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointList, WebhookEvent,
+    WebhookEventData, WebhookMessage, WebhookMessageList,
+};
 pub use purchase::{
     Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
 };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use creditd::app::Application;
-use creditd::config::{DatabaseConfig, ServeConfig, StripeConfig};
+use creditd::config::{DatabaseConfig, OutboundConfig, ServeConfig, StripeConfig};
 use creditd::secret::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -94,6 +94,16 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         http_header_read_timeout_ms: 5_000,
         http_request_timeout_ms: 10_000,
         event_payload_retention_days: 30,
+        // Receivers in tests are http on 127.0.0.1; retries come quickly.
+        outbound: OutboundConfig {
+            outbound_worker_count: 2,
+            outbound_retry_schedule: "50ms,50ms,50ms".into(),
+            outbound_timeout_ms: 1_000,
+            outbound_allow_http: true,
+            outbound_allow_private_networks: true,
+            outbound_disable_after_secs: 5 * 86_400,
+            outbound_secret_grace_secs: 86_400,
+        },
     }
 }
 

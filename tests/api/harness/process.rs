@@ -69,6 +69,9 @@ impl CreditdProcess {
             .env("FULFILMENT_RETRY_BASE_MS", "50")
             .env("FULFILMENT_RETRY_MAX_SECS", "1")
             .env("STRIPE_RETRY_BASE_MS", "10")
+            .env("OUTBOUND_ALLOW_HTTP", "true")
+            .env("OUTBOUND_ALLOW_PRIVATE_NETWORKS", "true")
+            .env("OUTBOUND_RETRY_SCHEDULE", "50ms,50ms,50ms")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
