@@ -20,6 +20,7 @@ mod lifecycle;
 mod model;
 mod openapi;
 mod operations;
+mod outbound;
 mod plans;
 mod purchases;
 mod recovery;

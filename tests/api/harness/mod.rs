@@ -1,6 +1,7 @@
 //! The test harness: a fresh database per test, a fake Stripe, and creditd in-process or as a real process.
 
 pub mod process;
+pub mod receiver;
 pub mod stripe_proxy;
 pub mod tcp_proxy;
 
