@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::http::wire;
 use crate::ids::EndpointId;
 use crate::outbound::{request, signing};
+use crate::secret::Secret;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,16 +58,27 @@ async fn audited(state: &AppState, action: &str, arguments: Value, endpoint: &En
     Ok(axum::Json(answer))
 }
 
+/// The one place a secret is exposed to a client: the answer that made it.
+fn with_secret(
+    endpoint: wire::WebhookEndpoint,
+    secret: &Secret,
+) -> axum::Json<wire::WebhookEndpointWithSecret> {
+    axum::Json(wire::WebhookEndpointWithSecret {
+        endpoint,
+        secret: secret.expose().to_owned(),
+    })
+}
+
 /// Registers an endpoint. The answer is the only place its signing secret is ever shown.
 #[utoipa::path(post, path = "/admin/webhook_endpoints", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "{url, events: [\"purchase.granted\", ...] or [\"*\"], description?}"),
-    responses((status = 201, description = "Created, with its `secret`", body = wire::WebhookEndpoint),
+    responses((status = 201, description = "Created, with its `secret`", body = wire::WebhookEndpointWithSecret),
         (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
         (status = 422, description = "A field is invalid (`field` names it): not https, a private address, an unknown event type", body = ErrorResponse)))]
 async fn create(
     State(state): State<AppState>,
     body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<wire::WebhookEndpoint>)> {
+) -> ApiResult<(StatusCode, axum::Json<wire::WebhookEndpointWithSecret>)> {
     let value = json_body(&body)?;
     let new = request::new_endpoint(&value, state.outbound.settings.allow)
         .await
@@ -84,10 +96,9 @@ async fn create(
     .await?;
     let arguments =
         json!({"url": new.url.as_str(), "events": new.events, "description": new.description});
-    let axum::Json(mut answer) =
+    let axum::Json(endpoint) =
         audited(&state, "webhook_endpoint.create", arguments, &endpoint).await?;
-    answer.secret = Some(secret.expose().to_owned());
-    Ok((StatusCode::CREATED, axum::Json(answer)))
+    Ok((StatusCode::CREATED, with_secret(endpoint, &secret)))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -168,9 +179,12 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Answer
 /// are sent) for OUTBOUND_SECRET_GRACE_SECS, so receivers can switch without losing events.
 #[utoipa::path(post, path = "/admin/webhook_endpoints/{id}/rotate_secret", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Endpoint id (we_...)")),
-    responses((status = 200, description = "Rotated, with the new `secret`", body = wire::WebhookEndpoint), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+    responses((status = 200, description = "Rotated, with the new `secret`", body = wire::WebhookEndpointWithSecret), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
         (status = 404, description = "No such endpoint", body = ErrorResponse)))]
-async fn rotate_secret(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<wire::WebhookEndpointWithSecret>> {
     endpoint_id(&id)?;
     let secret = signing::new_secret();
     let grace = state.outbound.settings.secret_grace;
@@ -178,15 +192,14 @@ async fn rotate_secret(State(state): State<AppState>, Path(id): Path<String>) ->
         .await?
         .ok_or_else(|| missing(&id))?;
     let arguments = json!({"id": id, "grace_secs": grace.as_secs()});
-    let axum::Json(mut answer) = audited(
+    let audited = audited(
         &state,
         "webhook_endpoint.rotate_secret",
         arguments,
         &endpoint,
-    )
-    .await?;
-    answer.secret = Some(secret.expose().to_owned());
-    Ok(axum::Json(answer))
+    );
+    let axum::Json(endpoint) = audited.await?;
+    Ok(with_secret(endpoint, &secret))
 }
 
 #[utoipa::path(post, path = "/admin/webhook_endpoints/{id}/disable", tag = "admin", security(("admin_token" = [])),

@@ -333,6 +333,10 @@ async fn every_documented_response_matches_a_real_answer() {
         admin,
     )
     .await;
+    let receiver = crate::harness::receiver::Receiver::start().await;
+    let endpoints = "/admin/webhook_endpoints";
+    let endpoint = json!({"url": receiver.url, "events": ["*"]});
+    let endpoint = call(Method::POST, endpoints, endpoints, Some(endpoint), admin).await;
     let (failed, _) = app.purchase_for_new_invoice(700).await;
     let failed = failed["id"].as_str().unwrap();
     sqlx::query("UPDATE purchases SET status = 'failed', next_attempt_at = NULL WHERE id = $1")
@@ -349,6 +353,60 @@ async fn every_documented_response_matches_a_real_answer() {
         admin,
     )
     .await;
+    // Every `/admin/webhook_*` route, now that the failed purchase made a message.
+    let one = format!(
+        "/admin/webhook_endpoints/{}",
+        endpoint["id"].as_str().unwrap()
+    );
+    call(Method::GET, endpoints, endpoints, None, admin).await;
+    call(
+        Method::GET,
+        "/admin/webhook_endpoints/{id}",
+        &one,
+        None,
+        admin,
+    )
+    .await;
+    for action in ["rotate_secret", "disable", "enable"] {
+        let route = format!("/admin/webhook_endpoints/{{id}}/{action}");
+        call(
+            Method::POST,
+            &route,
+            &format!("{one}/{action}"),
+            None,
+            admin,
+        )
+        .await;
+    }
+    let since = json!({"since": chrono::Utc::now().timestamp() - 60});
+    let route = "/admin/webhook_endpoints/{id}/recover";
+    call(
+        Method::POST,
+        route,
+        &format!("{one}/recover"),
+        Some(since),
+        admin,
+    )
+    .await;
+    let route = "/admin/webhook_messages";
+    let messages = call(Method::GET, route, route, None, admin).await;
+    let message = messages["data"][0]["id"].as_str().unwrap().to_owned();
+    let retry = format!("/admin/webhook_messages/{message}/retry");
+    let route = "/admin/webhook_messages/{id}/retry";
+    call(Method::POST, route, &retry, None, admin).await;
+    let delivered = receiver.wait_for_type("purchase.failed").await;
+    let event_schema = json!({"$ref": "#/components/schemas/WebhookEvent"});
+    let mut event_faults = Vec::new();
+    check(
+        &document,
+        &event_schema,
+        &delivered.json(),
+        "webhook event",
+        &mut event_faults,
+    );
+    assert!(event_faults.is_empty(), "{}", event_faults.join("\n"));
+    let route = "/admin/webhook_endpoints/{id}";
+    call(Method::DELETE, route, &one, None, admin).await;
     for route in ["/healthz", "/readyz"] {
         call(Method::GET, route, route, None, None).await;
     }

@@ -9,8 +9,8 @@ mod purchase;
 pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
 pub use outbound::{
-    Requeued, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointList, WebhookEvent,
-    WebhookEventData, WebhookMessage, WebhookMessageList,
+    Requeued, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointList,
+    WebhookEndpointWithSecret, WebhookEvent, WebhookEventData, WebhookMessage, WebhookMessageList,
 };
 pub use purchase::{
     Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,

@@ -33,7 +33,7 @@ pub struct WebhookEventData {
     pub purchase: Purchase,
 }
 
-/// A webhook endpoint; `secret` only in the answer that created it or rotated its secret.
+/// A webhook endpoint, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookEndpoint {
     #[schema(value_type = String, example = "we_3kTq")]
@@ -54,9 +54,15 @@ pub struct WebhookEndpoint {
     pub previous_secret_expires_at: Option<i64>,
     pub created: i64,
     pub updated: i64,
+}
+
+/// The answer that created an endpoint or rotated its secret: the only one with the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEndpointWithSecret {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
     /// `whsec_...`: shown once; store it to verify signatures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
+    pub secret: String,
 }
 
 impl From<&Endpoint> for WebhookEndpoint {
@@ -73,7 +79,6 @@ impl From<&Endpoint> for WebhookEndpoint {
             previous_secret_expires_at: endpoint.previous_secret_expires_at.map(|t| t.timestamp()),
             created: endpoint.created_at.timestamp(),
             updated: endpoint.updated_at.timestamp(),
-            secret: None,
         }
     }
 }

@@ -20,6 +20,14 @@ async fn a_duplicate_webhook_a_replay_a_resync_and_a_retry_make_no_second_messag
     app.wait_for_status(purchase_id, "granted").await;
     receiver.wait_for_type("purchase.granted").await;
     receiver.wait_for_type("purchase.invoice_ready").await;
+    let all_delivered = || async {
+        let messages = messages_of(&app, purchase_id).await;
+        messages.len() == 2
+            && messages
+                .iter()
+                .all(|m| m["deliveries"][0]["status"] == "delivered")
+    };
+    eventually("both deliveries recorded", all_delivered).await;
     let before = messages_of(&app, purchase_id).await;
     assert_eq!(before.len(), 2, "invoice_ready and granted: {before:?}");
 
