@@ -57,6 +57,8 @@ pub enum Behaviour {
     /// Answers only after this long (longer than creditd's timeout: a timeout).
     Hang(Duration),
     Redirect(String),
+    /// 429 with `Retry-After: <seconds>`.
+    TooManyRequests(u64),
 }
 
 #[derive(Clone)]
@@ -153,6 +155,15 @@ async fn answer(
         Behaviour::Hang(delay) => {
             tokio::time::sleep(delay).await;
             (StatusCode::OK, "too late").into_response()
+        }
+        Behaviour::TooManyRequests(seconds) => {
+            let after = seconds.to_string();
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", after)],
+                "slow down",
+            )
+                .into_response()
         }
         Behaviour::Redirect(to) => {
             (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "").into_response()

@@ -133,6 +133,18 @@ async fn a_refused_connection_is_retried_and_delivered_once_the_receiver_listens
     let error = view["attempts"][0]["error"].as_str().unwrap();
     assert!(error.starts_with("connection failed"), "{error}");
 
+    // The age of the oldest undelivered message is what the alert watches.
+    sqlx::query("UPDATE webhook_messages SET created_at = now() - interval '2 hours'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let metrics = app.metrics().await;
+    let age = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("creditd_outbound_oldest_undelivered_seconds "))
+        .unwrap();
+    assert!(age.parse::<i64>().unwrap() >= 7200, "{age}");
+
     let receiver = Receiver::start_on(port).await;
     wait_delivered(&app, &purchase_id, "purchase.granted").await;
     let messages = messages_of(&app, &purchase_id).await;
@@ -141,4 +153,26 @@ async fn a_refused_connection_is_retried_and_delivered_once_the_receiver_listens
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(message_id, deliveries[0].id.as_str());
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_up_to_the_longest_step() {
+    let app = TestApp::spawn_with(|c| c.outbound.outbound_retry_schedule = "50ms,1h".into()).await;
+    let receiver = Receiver::start().await;
+    receiver.behave(Behaviour::TooManyRequests(600));
+    register(&app, &receiver.url, json!(["purchase.granted"])).await;
+    let purchase_id = granted_purchase(&app).await;
+
+    eventually("the 429 recorded", || async {
+        let view = delivery(&app, &purchase_id, "purchase.granted").await;
+        view["attempts"][0]["http_status"] == 429
+    })
+    .await;
+    let view = delivery(&app, &purchase_id, "purchase.granted").await;
+    let wait = view["next_attempt_at"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!(
+        (500..=700).contains(&wait),
+        "asked for 600 s, scheduled in {wait} s"
+    );
+    assert_eq!(receiver.deliveries().len(), 1);
 }
