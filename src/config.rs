@@ -234,14 +234,33 @@ impl OutboundConfig {
         let schedule =
             crate::outbound::schedule::RetrySchedule::parse(&self.outbound_retry_schedule)
                 .map_err(|e| format!("OUTBOUND_RETRY_SCHEDULE: {e}"))?;
-        if !(100..=60_000).contains(&self.outbound_timeout_ms) {
-            return Err("OUTBOUND_TIMEOUT_MS must be between 100 and 60000".into());
-        }
-        if self.outbound_worker_count > 64 {
-            return Err("OUTBOUND_WORKER_COUNT must be at most 64".into());
-        }
-        if self.outbound_secret_grace_secs > 30 * 86_400 {
-            return Err("OUTBOUND_SECRET_GRACE_SECS must be at most 30 days".into());
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("OUTBOUND_TIMEOUT_MS", self.outbound_timeout_ms, 100, 60_000),
+            (
+                "OUTBOUND_WORKER_COUNT",
+                self.outbound_worker_count as u64,
+                0,
+                64,
+            ),
+            (
+                "OUTBOUND_DISABLE_AFTER_SECS",
+                self.outbound_disable_after_secs,
+                1,
+                90 * 86_400,
+            ),
+            (
+                "OUTBOUND_SECRET_GRACE_SECS",
+                self.outbound_secret_grace_secs,
+                0,
+                30 * 86_400,
+            ),
+        ];
+        for (name, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(format!(
+                    "{name} must be between {low} and {high}, got {value}"
+                ));
+            }
         }
         Ok(crate::outbound::OutboundSettings {
             workers: self.outbound_worker_count,

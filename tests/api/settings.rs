@@ -70,7 +70,33 @@ const OUT_OF_RANGE: &[(&str, Adjust)] = &[
     ("EVENT_PAYLOAD_RETENTION_DAYS", |c| {
         c.event_payload_retention_days = 0
     }),
+    ("OUTBOUND_TIMEOUT_MS", |c| {
+        c.outbound.outbound_timeout_ms = 0
+    }),
+    ("OUTBOUND_WORKER_COUNT", |c| {
+        c.outbound.outbound_worker_count = 65
+    }),
+    ("OUTBOUND_DISABLE_AFTER_SECS", |c| {
+        c.outbound.outbound_disable_after_secs = 0
+    }),
+    ("OUTBOUND_SECRET_GRACE_SECS", |c| {
+        c.outbound.outbound_secret_grace_secs = u64::MAX
+    }),
 ];
+
+#[tokio::test]
+async fn a_malformed_retry_schedule_is_rejected_by_name() {
+    let stripe = FakeStripe::start().await;
+    let mut config = test_config("postgres://unused@127.0.0.1/unused", &stripe);
+    for bad in ["", "5", "5s,,1m", "10 minutes", "8d"] {
+        config.outbound.outbound_retry_schedule = bad.into();
+        let error = config.validate().unwrap_err();
+        assert!(
+            error.starts_with("OUTBOUND_RETRY_SCHEDULE: "),
+            "{bad:?}: {error}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn every_out_of_range_setting_is_rejected_by_name() {
