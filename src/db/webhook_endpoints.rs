@@ -172,6 +172,17 @@ pub async fn signing_keys(
     }))
 }
 
+/// Locks the endpoint row for the rest of the transaction. Taken before a delivery row is
+/// touched, in the order deletion and disabling use (endpoint, then its deliveries), so that two
+/// workers recording attempts to one endpoint cannot deadlock when one of them disables it.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Any 2xx ends the endpoint's run of failures.
 pub async fn note_success(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")

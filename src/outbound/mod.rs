@@ -31,6 +31,7 @@
 //!   is recorded means another attempt with the same id and body.
 
 pub mod address;
+pub mod config;
 pub mod event;
 pub mod metrics;
 pub mod payload;

@@ -125,6 +125,7 @@ async fn record(
     let metrics = services.metrics.outbound();
     metrics.attempt(answer.outcome());
     let mut tx = services.db.begin().await?;
+    db::webhook_endpoints::lock(&mut tx, &claim.endpoint_id).await?;
     let held = db::webhook_deliveries::record_attempt(&mut tx, claim, owner, answer, next).await?;
     let mut disabled_since = None;
     if answer.delivered() {
