@@ -83,10 +83,16 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (message_id, endpoint_id, id);
 
 -- Inserts a message and fans it out to every enabled endpoint subscribed to its type right now.
--- ON CONFLICT DO NOTHING: the id is deterministic, so a transition seen again adds nothing.
+-- With no such endpoint nothing is stored: a merchant without webhooks pays one indexless read
+-- per transition, not a row. ON CONFLICT DO NOTHING: the id is deterministic, so a transition
+-- seen again adds nothing.
 CREATE FUNCTION enqueue_webhook_message(msg_id text, purchase text, type text, transition bigint)
 RETURNS void AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints e
+                   WHERE e.status = 'enabled' AND (type = ANY (e.events) OR '*' = ANY (e.events))) THEN
+        RETURN;
+    END IF;
     INSERT INTO webhook_messages (id, purchase_id, event_type, transition_id)
     VALUES (msg_id, purchase, type, transition)
     ON CONFLICT (id) DO NOTHING;

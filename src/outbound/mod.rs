@@ -16,9 +16,9 @@
 //!   from the purchase and the transition row's id (`msg_<purchase>_t<transition>_<event>`), so it
 //!   is deterministic and a replayed transition, which changes no status, writes nothing.
 //! - **Fan-out happens at insert.** The trigger adds one `webhook_deliveries` row for every
-//!   endpoint enabled and subscribed at that moment. An endpoint added later does not receive
-//!   older events; one disabled later keeps its pending deliveries, which resume when it is
-//!   enabled again.
+//!   endpoint enabled and subscribed at that moment, and stores no message when there is none
+//!   (nothing would ever read it). An endpoint added later does not receive older events; one
+//!   disabled later keeps its pending deliveries, which resume when it is enabled again.
 //! - **The body is rendered in Rust, once.** The purchase object is `wire::Purchase`, the code
 //!   path of `GET /v1/purchases/{id}`; building it in SQL would duplicate it and drift. So the
 //!   trigger stores no body: the first worker to claim a message renders the purchase as it is

@@ -14,6 +14,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 
 use crate::harness::process::CreditdProcess;
+use crate::harness::receiver::Receiver;
 use crate::harness::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET, fresh_database};
 use creditd::sandbox::{FakeStripe, Fault, FaultKind};
 
@@ -116,6 +117,8 @@ struct World {
     creditd: Option<CreditdProcess>,
     invoices: Vec<String>,
     purchases: Vec<String>,
+    /// Subscribed to every outbound event, so each transition must leave exactly one message.
+    receiver: Receiver,
 }
 
 const SETTINGS: &[(&str, &str)] = &[("UNKNOWN_OUTCOME_SETTLE_SECS", "1"), ("WORKER_COUNT", "2")];
@@ -131,8 +134,13 @@ impl World {
             creditd: None,
             invoices: Vec::new(),
             purchases: Vec::new(),
+            receiver: Receiver::start().await,
         };
         world.boot().await;
+        let endpoint = json!({"url": world.receiver.url, "events": ["*"]});
+        world
+            .post("/admin/webhook_endpoints", &endpoint, ADMIN_TOKEN)
+            .await;
         for i in 0..INVOICES {
             let customer = world.stripe.create_customer();
             if i == 1 {
@@ -306,6 +314,29 @@ impl World {
                 other => prop_assert!(false, "unexpected invoice status {}", other),
             }
         }
+        self.check_outbox().await
+    }
+
+    /// Every status change that is an outbound event left exactly one message, made by that
+    /// transition, whatever the crashes and redeliveries; and no message lacks its transition.
+    async fn check_outbox(&self) -> Result<(), TestCaseError> {
+        let (without, orphans): (i64, i64) = sqlx::query_as(
+            "SELECT
+               (SELECT count(*) FROM purchase_transitions t
+                WHERE t.to_status IN ('granted', 'failed', 'rejected', 'canceled')
+                  AND t.from_status IS DISTINCT FROM t.to_status
+                  AND (SELECT count(*) FROM webhook_messages m
+                       WHERE m.transition_id = t.id AND m.event_type = 'purchase.' || t.to_status) <> 1),
+               (SELECT count(*) FROM webhook_messages m
+                WHERE m.transition_id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM purchase_transitions t
+                    WHERE t.id = m.transition_id AND t.purchase_id = m.purchase_id))",
+        )
+        .fetch_one(&self.db)
+        .await
+        .unwrap();
+        prop_assert_eq!(without, 0, "transitions without exactly one message");
+        prop_assert_eq!(orphans, 0, "messages without their transition");
         Ok(())
     }
 }

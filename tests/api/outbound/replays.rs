@@ -95,11 +95,26 @@ async fn an_operator_retry_sends_a_failed_message_again_under_its_id() {
             .iter()
             .all(|d| d.id == granted["id"].as_str().unwrap())
     );
-    assert_eq!(count(&app, "webhook_messages").await, 2);
+    // Only purchase.granted is subscribed, so invoice_ready left no message.
+    assert_eq!(count(&app, "webhook_messages").await, 1);
     let audited: (i64,) =
         sqlx::query_as("SELECT count(*) FROM admin_audit WHERE action = 'webhook_message.retry'")
             .fetch_one(&app.db)
             .await
             .unwrap();
     assert_eq!(audited.0, 1);
+}
+
+#[tokio::test]
+async fn without_a_subscribed_endpoint_no_message_is_stored() {
+    let app = TestApp::spawn().await;
+    register(
+        &app,
+        "http://127.0.0.1:9/hook",
+        json!(["purchase.canceled"]),
+    )
+    .await;
+    super::granted_purchase(&app).await;
+    assert_eq!(count(&app, "webhook_messages").await, 0);
+    assert_eq!(count(&app, "webhook_deliveries").await, 0);
 }
