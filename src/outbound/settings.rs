@@ -22,10 +22,12 @@ pub struct OutboundSettings {
 }
 
 impl OutboundSettings {
-    /// A claimed delivery stays with its worker this long: well past one attempt, so a live
-    /// worker never loses it mid-request, and short enough that a dead one's work resumes soon.
+    /// A claimed delivery stays with its worker this long: twice the attempt's timeout plus time
+    /// to record it, so a live worker does not lose it mid-request, and short enough that a dead
+    /// one's work resumes soon (32 s with the defaults). Should a slow database make it run out
+    /// anyway, the delivery is sent again under the same id: at least once, never lost.
     pub fn lease(&self) -> Duration {
-        self.timeout * 2 + Duration::from_secs(5)
+        self.timeout * 2 + Duration::from_secs(2)
     }
 }
 

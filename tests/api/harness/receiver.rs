@@ -57,6 +57,8 @@ pub enum Behaviour {
     /// Answers only after this long (longer than creditd's timeout: a timeout).
     Hang(Duration),
     Redirect(String),
+    /// 500 with this many bytes of body.
+    Huge(usize),
     /// 429 with `Retry-After: <seconds>`.
     TooManyRequests(u64),
 }
@@ -155,6 +157,9 @@ async fn answer(
         Behaviour::Hang(delay) => {
             tokio::time::sleep(delay).await;
             (StatusCode::OK, "too late").into_response()
+        }
+        Behaviour::Huge(size) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(size)).into_response()
         }
         Behaviour::TooManyRequests(seconds) => {
             let after = seconds.to_string();

@@ -176,3 +176,23 @@ async fn retry_after_is_honoured_up_to_the_longest_step() {
     );
     assert_eq!(receiver.deliveries().len(), 1);
 }
+
+#[tokio::test]
+async fn only_the_first_kib_of_an_answer_is_kept() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.behave(Behaviour::Huge(1 << 20));
+    register(&app, &receiver.url, json!(["purchase.granted"])).await;
+    let purchase_id = granted_purchase(&app).await;
+
+    eventually("the answer recorded", || async {
+        let view = delivery(&app, &purchase_id, "purchase.granted").await;
+        view["attempts"][0]["http_status"] == 500
+    })
+    .await;
+    let view = delivery(&app, &purchase_id, "purchase.granted").await;
+    assert_eq!(
+        view["attempts"][0]["response"].as_str().unwrap().len(),
+        1024
+    );
+}
