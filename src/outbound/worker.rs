@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use url::Url;
 
 use super::send::{self, Answer};
@@ -26,11 +27,19 @@ pub async fn run(
 ) {
     tracing::info!(worker = %owner, "webhook delivery worker started");
     while !shutdown.is_cancelled() {
-        match deliver_due(&services, &outbound, &owner).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(error) => {
+        // In a task of its own so that a panic (a bug) costs one attempt, not the worker; the
+        // delivery's lease runs out and it is tried again. Aborted if the worker is dropped.
+        let (s, o, w) = (services.clone(), outbound.clone(), owner.clone());
+        let task = tokio::spawn(async move { deliver_due(&s, &o, &w).await });
+        match AbortOnDropHandle::new(task).await {
+            Ok(Ok(true)) => continue,
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => {
                 tracing::error!(worker = %owner, error = format!("{error:#}"), "webhook delivery aborted; its lease expires and it is tried again")
+            }
+            Err(error) => {
+                services.metrics.outbound().attempt("panic");
+                tracing::error!(worker = %owner, %error, "webhook delivery panicked; its lease expires and it is tried again")
             }
         }
         tokio::select! {
