@@ -3,6 +3,7 @@
 mod admin;
 mod crash;
 mod delivery;
+mod events;
 mod replays;
 mod safety;
 mod verifier;
