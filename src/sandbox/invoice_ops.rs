@@ -117,6 +117,11 @@ impl FakeStripe {
         self.in_state(|st| payments::open_dispute(st, &AUTOMATIC, invoice_id, inquiry))
     }
 
+    /// A refund fails after it was made (`refund.failed`); returns the Refund.
+    pub fn fail_refund(&self, refund_id: &str) -> Result<Value, ApiError> {
+        self.in_state(|st| payments::fail_refund(st, &AUTOMATIC, refund_id))
+    }
+
     /// Closes a dispute, won or lost; returns the Dispute.
     pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<Value, ApiError> {
         self.in_state(|st| payments::close_dispute(st, &AUTOMATIC, dispute_id, won))

@@ -129,6 +129,49 @@ pub fn refund(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiError> {
     Ok(refund)
 }
 
+/// `GET /v1/refunds` and `GET /v1/disputes`, filtered by `charge` or `payment_intent`.
+pub fn list_by_payment(st: &State, p: &Value, disputes: bool) -> Result<Value, ApiError> {
+    let (all, url, kind) = if disputes {
+        (&st.disputes, "/v1/disputes", "dispute")
+    } else {
+        (&st.refunds, "/v1/refunds", "refund")
+    };
+    let items: Vec<&Stored> = all
+        .iter()
+        .filter(|s| p["charge"].is_null() || s.json["charge"] == p["charge"])
+        .filter(|s| {
+            p["payment_intent"].is_null() || s.json["payment_intent"] == p["payment_intent"]
+        })
+        .collect();
+    list_page(items, all, p, url, kind)
+}
+
+/// The bank returns a refund after all (as Stripe does days later for a closed account): the
+/// refund becomes `failed`, its amount is unrefunded on the charge, and `refund.failed` is sent.
+pub fn fail_refund(st: &mut State, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+    let refund = &mut find_mut(&mut st.refunds, id)
+        .ok_or_else(|| ApiError::not_found("refund", id))?
+        .json;
+    if refund["status"] != "succeeded" && refund["status"] != "pending" {
+        return Err(ApiError::invalid(format!(
+            "Refund {id} is {} and cannot fail.",
+            refund["status"]
+        )));
+    }
+    refund["status"] = json!("failed");
+    refund["failure_reason"] = json!("lost_or_stolen_card");
+    let refund = refund.clone();
+    let charge_id = refund["charge"].as_str().unwrap_or_default().to_string();
+    if let Some(charge) = find_mut(&mut st.charges, &charge_id) {
+        let before = charge.json["amount_refunded"].as_i64().unwrap_or(0);
+        let amount = refund["amount"].as_i64().unwrap_or(0);
+        charge.json["amount_refunded"] = json!((before - amount).max(0));
+        charge.json["refunded"] = json!(false);
+    }
+    st.emit("refund.failed", &refund, ctx);
+    Ok(refund)
+}
+
 /// Opens a dispute on the invoice's charge: `charge.dispute.created`, then, unless it is only an
 /// inquiry (`warning_needs_response`: no money moved), `charge.dispute.funds_withdrawn`.
 pub fn open_dispute(

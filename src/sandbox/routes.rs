@@ -30,6 +30,8 @@ pub fn execute(
         "GetChargesCharge" => payments::retrieve(&st.charges, "charge", id),
         "GetPaymentIntentsIntent" => payments::retrieve(&st.payment_intents, "payment_intent", id),
         "PostRefunds" => payments::refund(st, ctx, p),
+        "GetRefunds" => payments::list_by_payment(st, p, false),
+        "GetDisputes" => payments::list_by_payment(st, p, true),
         "GetRefundsRefund" => payments::retrieve(&st.refunds, "refund", id),
         "GetDisputesDispute" => payments::retrieve(&st.disputes, "dispute", id),
         "PostBillingCreditGrants" => credits::create_grant(st, ctx, p),
