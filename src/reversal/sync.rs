@@ -7,7 +7,7 @@ use super::ReversalKind;
 use crate::attempt::Attempt;
 use crate::db;
 use crate::stripe::api::reversal as api;
-use crate::stripe::types::{Dispute, InvoicePayment, List, Listed, Refund};
+use crate::stripe::types::{CreditNote, Dispute, InvoicePayment, List, Listed, Refund};
 use crate::stripe::{StripeError, StripeRequest};
 
 type Read<T> = anyhow::Result<Result<T, StripeError>>;
@@ -54,7 +54,8 @@ pub async fn link_invoice_payments(attempt: &Attempt<'_>, invoice_id: &str) -> R
     Ok(Ok(due))
 }
 
-/// Reads every refund and dispute of the purchase's payments into `reversals`. A purchase with no
+/// Reads every refund and dispute of the purchase's payments, and the part of its invoice's credit
+/// notes that was not refunded (credited to the balance or paid out of band), into `reversals`. A purchase with no
 /// linked payment (granted by an older creditd) links its invoice's payments first.
 pub async fn read_reversals(attempt: &Attempt<'_>) -> Read<()> {
     let purchase = attempt.purchase;
@@ -112,6 +113,22 @@ pub async fn read_reversals(attempt: &Attempt<'_>) -> Read<()> {
                 dispute.status,
                 reversed,
             ));
+        }
+    }
+    if let Some(invoice_id) = &purchase.invoice_id {
+        let invoice_id = invoice_id.as_str();
+        let notes: Vec<CreditNote> =
+            match all_pages(attempt, |after| api::list_credit_notes(invoice_id, after)).await? {
+                Ok(notes) => notes,
+                Err(error) => return Ok(Err(error)),
+            };
+        for note in notes {
+            let amount = note.returned_without_refund();
+            if amount > 0 {
+                let reversed = note.status != "void";
+                let kind = ReversalKind::CreditNote;
+                rows.push((note.id, kind, amount, note.currency, note.status, reversed));
+            }
         }
     }
     db::reversals::upsert_reversals(db, &purchase.id, &rows).await?;

@@ -30,6 +30,8 @@ pub fn execute(
         "GetChargesCharge" => payments::retrieve(&st.charges, "charge", id),
         "GetPaymentIntentsIntent" => payments::retrieve(&st.payment_intents, "payment_intent", id),
         "PostRefunds" => payments::refund(st, ctx, p),
+        "PostCreditNotes" => payments::create_credit_note(st, ctx, p),
+        "GetCreditNotes" => payments::list_credit_notes(st, p),
         "GetRefunds" => payments::list_by_payment(st, p, false),
         "GetDisputes" => payments::list_by_payment(st, p, true),
         "GetRefundsRefund" => payments::retrieve(&st.refunds, "refund", id),

@@ -171,6 +171,32 @@ pub struct Dispute {
     pub status: String,
 }
 
+/// A credit note: the part it returned other than by a refund (to the customer's balance, or
+/// paid outside Stripe) is money reversed on its own; its refund is a Refund.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreditNote {
+    pub id: String,
+    pub currency: String,
+    pub status: String,
+    #[serde(default)]
+    pub credit_amount: Option<i64>,
+    #[serde(default)]
+    pub out_of_band_amount: Option<i64>,
+}
+
+impl CreditNote {
+    /// Money it returned other than through a refund.
+    pub fn returned_without_refund(&self) -> i64 {
+        self.credit_amount.unwrap_or(0) + self.out_of_band_amount.unwrap_or(0)
+    }
+}
+
+impl Listed for CreditNote {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl Refund {
     pub fn holds_money(&self) -> bool {
         matches!(

@@ -23,6 +23,7 @@ mod operations;
 mod plans;
 mod purchases;
 mod recovery;
+mod reversal_crash;
 mod reversals;
 mod sandbox_demo;
 mod sdk_fidelity;

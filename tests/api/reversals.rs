@@ -398,3 +398,35 @@ async fn a_refund_of_a_payment_that_is_no_purchases_is_recorded_unmatched() {
     );
     assert!(app.stripe.grants().is_empty());
 }
+
+#[tokio::test]
+async fn a_credit_note_takes_back_what_it_refunded_and_what_it_credited_to_the_balance() {
+    let app = TestApp::spawn_without_workers().await;
+    let (id, invoice, customer) = granted(&app, 10_000).await;
+    app.stripe
+        .credit_note(&json!({"invoice": invoice, "refund_amount": 2000, "credit_amount": 1000}))
+        .unwrap();
+    settle(&app).await;
+
+    let shown = app.get_purchase(&id).await;
+    assert_eq!(shown["status"], "partially_reversed", "{shown}");
+    let kinds: Vec<&str> = shown["reversals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{shown}");
+    assert!(
+        kinds.contains(&"refund") && kinds.contains(&"credit_note"),
+        "{shown}"
+    );
+    let current = shown["current_credit_grant_id"].as_str().unwrap();
+    let grants = app.stripe.grants_for(&customer);
+    assert_eq!(
+        value(grant(&grants, current)),
+        10_000 - 2000 - 1000,
+        "{grants:?}"
+    );
+    assert_eq!(app.stripe.customer_balance(&customer), -1000);
+}

@@ -49,6 +49,13 @@ pub fn list_for_payment(
     StripeRequest::get(path, form)
 }
 
+/// The credit notes issued on the purchase's invoice.
+pub fn list_credit_notes(invoice_id: &str, starting_after: Option<&str>) -> StripeRequest {
+    let mut form = Form::new().with("invoice", invoice_id).with("limit", 100);
+    form.push_opt("starting_after", starting_after);
+    StripeRequest::get("/v1/credit_notes", form)
+}
+
 /// How much of one grant is left to apply.
 pub fn grant_balance(customer: &str, grant_id: &str) -> StripeRequest {
     let form = Form::new()
