@@ -96,3 +96,9 @@ CREATE TABLE grant_moves (
     PRIMARY KEY (reversal_id, direction)
 );
 CREATE INDEX grant_moves_purchase ON grant_moves (purchase_id, planned_at);
+
+-- `reversing` is work: the claim's partial index must cover it (tests/api/plans.rs checks the
+-- claim uses it). Built in this transaction: the purchases table is small next to stripe_events.
+DROP INDEX purchases_due;
+CREATE INDEX purchases_due ON purchases (next_attempt_at)
+    WHERE status IN ('creating_invoice', 'granting', 'reversing');

@@ -146,7 +146,10 @@ pub async fn mark_granted(
             credit_grant_voided_at = to_timestamp($3), settlement = $4,
             current_grant_id = CASE WHEN $3 IS NULL THEN $2 END,
             current_grant_value = COALESCE(grant_value, (credit->>'value')::bigint),
-            grant_unknown_since = NULL, grant_lookups = 0, attempts = 0,
+            attempts = CASE WHEN reversal_sync_due OR EXISTS (
+                                SELECT 1 FROM reversals r WHERE r.purchase_id = purchases.id)
+                          THEN 0 ELSE attempts END,
+            grant_unknown_since = NULL, grant_lookups = 0,
             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND status = 'granting'
         RETURNING *

@@ -430,3 +430,22 @@ async fn a_credit_note_takes_back_what_it_refunded_and_what_it_credited_to_the_b
     );
     assert_eq!(app.stripe.customer_balance(&customer), -1000);
 }
+
+#[tokio::test]
+async fn a_refund_whose_webhooks_never_arrived_is_found_by_a_resync() {
+    let app = TestApp::spawn_without_workers().await;
+    let (id, invoice, _) = granted(&app, 5000).await;
+    app.stripe.set_webhook_delivery(false);
+    app.stripe.refund_invoice(&invoice, Some(1000)).unwrap();
+    let body = json!({
+        "since": crate::admin_resync::an_hour_ago(),
+        "types": ["charge.refunded", "refund.created"],
+    });
+    let resync = crate::admin_resync::start_resync(&app, body).await;
+    let done = crate::admin_resync::wait_for_resync(&app, &resync).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    app.drain().await;
+    let shown = app.get_purchase(&id).await;
+    assert_eq!(shown["status"], "partially_reversed", "{shown}");
+    assert_eq!(shown["reversals"][0]["credits_taken"], 1000, "{shown}");
+}
