@@ -59,6 +59,7 @@ impl Application {
                 base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
                 max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
                 unknown_outcome_settle: Duration::from_secs(config.unknown_outcome_settle_secs),
+                reversal: config.reversal_policy,
             },
             livemode: config.stripe.livemode(),
             wake: Arc::new(Notify::new()),

@@ -25,6 +25,8 @@ pub enum AttemptOutcome {
         invoice_id: String,
         status: PurchaseStatus,
     },
+    /// A reversing pass ended with the purchase in this status.
+    Reversed(PurchaseStatus),
     /// Another worker took the purchase over, or it left its status; nothing was written.
     LeaseLost,
 }
@@ -64,20 +66,33 @@ impl Attempt<'_> {
         page: impl Fn(Option<&str>) -> StripeRequest,
         wanted: impl Fn(&T) -> bool,
     ) -> anyhow::Result<Lookup<T>> {
+        Ok(match self.search_pages(page, wanted).await? {
+            Ok(Some(found)) => Lookup::Found(Box::new(found)),
+            Ok(None) => Lookup::NotFound,
+            Err(error) => Lookup::Ended(self.stripe_failed(error).await?),
+        })
+    }
+
+    /// [`Attempt::find_in_pages`], leaving a Stripe failure to the caller.
+    pub async fn search_pages<T: DeserializeOwned + Listed>(
+        &self,
+        page: impl Fn(Option<&str>) -> StripeRequest,
+        wanted: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<Result<Option<T>, StripeError>> {
         let mut cursor: Option<String> = None;
         loop {
             let list: List<T> = match self.call(page(cursor.as_deref())).await? {
                 Ok(list) => list,
-                Err(error) => return Ok(Lookup::Ended(self.stripe_failed(error).await?)),
+                Err(error) => return Ok(Err(error)),
             };
             let has_more = list.has_more;
             let last = list.data.last().map(|object| object.id().to_owned());
             if let Some(found) = list.data.into_iter().find(|object| wanted(object)) {
-                return Ok(Lookup::Found(Box::new(found)));
+                return Ok(Ok(Some(found)));
             }
             match (has_more, last) {
                 (true, Some(last)) => cursor = Some(last),
-                _ => return Ok(Lookup::NotFound),
+                _ => return Ok(Ok(None)),
             }
         }
     }
@@ -151,6 +166,7 @@ impl Attempt<'_> {
         tracing::warn!(purchase_id = %self.purchase.id, status = status.as_str(), %reason, "purchase stopped");
         Ok(match status {
             PurchaseStatus::Rejected => AttemptOutcome::Rejected(reason),
+            PurchaseStatus::Reversed => AttemptOutcome::Reversed(status),
             _ => AttemptOutcome::Failed(reason),
         })
     }

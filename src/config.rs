@@ -174,6 +174,11 @@ pub struct ServeConfig {
     /// seconds. Covers the lag of Stripe's lists behind a create.
     #[arg(long, env = "UNKNOWN_OUTCOME_SETTLE_SECS", default_value_t = 60)]
     pub unknown_outcome_settle_secs: u64,
+    /// What a refund or dispute of a purchase's payment does: `reverse` takes the refunded share
+    /// of the credits back (and gives it back when the money returns); `record_only` records and
+    /// reports it but leaves the grants alone.
+    #[arg(long, env = "REVERSAL_POLICY", value_enum, default_value = "reverse")]
+    pub reversal_policy: crate::reversal::ReversalPolicy,
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,

@@ -36,7 +36,9 @@ use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
 use crate::db::unknown_writes::{AfterLookup, Write};
 use crate::purchase::{CreditSpec, Purchase, PurchaseStatus, Settlement};
+use crate::reversal;
 use crate::services::Services;
+use crate::stripe::StripeError;
 use crate::stripe::api;
 use crate::stripe::types::{CreditGrant, Invoice};
 
@@ -79,6 +81,12 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
         }
         Err(InvoiceCheck::NotPaidYet(reason)) => return attempt.retry(reason).await,
     }
+    // How the invoice was paid, so a later refund or dispute finds this purchase in one lookup.
+    let reversals_due = match reversal::link_invoice_payments(&attempt, invoice_id.as_str()).await?
+    {
+        Ok(due) => due,
+        Err(error) => return attempt.stripe_failed(error).await,
+    };
     if purchase.grant_requested {
         match find_grant(&attempt).await? {
             Lookup::Found(grant) => return granted(&attempt, *grant, true, &settlement).await,
@@ -111,6 +119,21 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
             .finish(PurchaseStatus::Rejected, reason, Some(&settlement))
             .await;
     }
+    let grant_value = if purchase.grant_requested {
+        purchase.grant_value.unwrap_or(purchase.credit.0.value)
+    } else {
+        match value_before_grant(&attempt, reversals_due).await? {
+            Ok(Some(0)) => {
+                let reason = "the payment was refunded or disputed in full before the grant; no grant was created";
+                return attempt
+                    .finish(PurchaseStatus::Reversed, reason.into(), Some(&settlement))
+                    .await;
+            }
+            Ok(Some(value)) => value,
+            Ok(None) => return Ok(AttemptOutcome::LeaseLost),
+            Err(error) => return attempt.stripe_failed(error).await,
+        }
+    };
     let credit = &purchase.credit.0;
     let Some(marked) = db::work::mark_grant_requested(
         &services.db,
@@ -118,6 +141,7 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
         owner,
         services.policy.lease,
         credit.expires_after_days,
+        grant_value,
     )
     .await?
     else {
@@ -137,11 +161,33 @@ pub async fn fulfil(services: &Services, purchase: &Purchase, owner: &str) -> At
     }
 }
 
-/// Pages through the customer's grants for the one carrying this purchase id, voided or not.
+/// The value of the grant about to be created: the credit's value less what refunds and disputes
+/// before it took ([`reversal::account_before_grant`]). None if the lease was lost.
+async fn value_before_grant(
+    attempt: &Attempt<'_>,
+    reversals_due: bool,
+) -> anyhow::Result<Result<Option<i64>, StripeError>> {
+    let services = attempt.services;
+    let purchase = attempt.purchase;
+    if reversals_due || purchase.reversal_sync_due {
+        let paid = reversal::amount_paid(services, purchase).await?;
+        return reversal::account_before_grant(attempt, paid).await;
+    }
+    let moves = db::reversals::moves_of(&services.db, &purchase.id).await?;
+    Ok(Ok(Some(reversal::remaining_before_grant(
+        purchase.credit.0.value,
+        &moves,
+    ))))
+}
+
+/// Pages through the customer's grants for the one carrying this purchase id, voided or not (a
+/// replacement made after a refund carries the id too, but is never the purchase's first grant).
 async fn find_grant(attempt: &Attempt<'_>) -> anyhow::Result<Lookup<CreditGrant>> {
     let purchase = attempt.purchase;
     let page = |cursor: Option<&str>| api::list_grants(&purchase.customer, cursor);
-    let ours = |grant: &CreditGrant| grant.purchase_id_in_metadata() == Some(purchase.id.as_str());
+    let ours = |grant: &CreditGrant| {
+        grant.purchase_id_in_metadata() == Some(purchase.id.as_str()) && !grant.is_replacement()
+    };
     attempt.find_in_pages(page, ours).await
 }
 

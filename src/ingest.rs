@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 
 use crate::db::events::Recorded;
-use crate::purchase::lifecycle::Outcome;
+use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::types::Event;
 
@@ -14,11 +14,41 @@ pub async fn ingest(
     raw: &RawValue,
     source: &str,
 ) -> sqlx::Result<Recorded> {
-    let recorded = services.recorder.record(event, raw, source).await?;
-    if recorded.outcome == Some(Outcome::Scheduled) {
+    let recorded =
+        if Happening::for_event_type(&event.event_type) == Some(Happening::PaymentReversal) {
+            record_payment_event(services, event, raw, source).await?
+        } else {
+            services.recorder.record(event, raw, source).await?
+        };
+    if matches!(
+        recorded.outcome,
+        Some(Outcome::Scheduled | Outcome::Linking | Outcome::Noted)
+    ) {
         services.wake.notify_one();
     }
     Ok(recorded)
+}
+
+/// Refund and dispute events are rare, so they take a pooled connection rather than the
+/// recorder's; the write is detached from the caller's future for the same reason as the
+/// recorder's (a client that hangs up must not abandon the statement).
+async fn record_payment_event(
+    services: &Services,
+    event: &Event,
+    raw: &RawValue,
+    source: &str,
+) -> sqlx::Result<Recorded> {
+    let (db, event, raw, source) = (
+        services.db.clone(),
+        event.clone(),
+        raw.to_owned(),
+        source.to_owned(),
+    );
+    tokio::spawn(async move {
+        crate::db::reversals::record_payment_event(&db, &event, &raw, &source).await
+    })
+    .await
+    .map_err(|_| sqlx::Error::WorkerCrashed)?
 }
 
 /// Parses an event body, keeping the raw JSON to store exactly as Stripe sent it.

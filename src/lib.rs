@@ -42,6 +42,8 @@ mod parser_props;
 pub mod purchase;
 /// Pruning what creditd no longer needs.
 pub mod retention;
+/// Refunds and disputes take credits back, exactly once.
+pub mod reversal;
 /// A stateful Stripe sandbox for laptops and tests.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -32,6 +32,8 @@ struct Inner {
     worker_panics: Counter,
     db_connections: Family<Labels, Gauge>,
     catch_up: Family<Labels, Counter>,
+    grant_moves: Family<Labels, Counter>,
+    reversal_shortfall: Counter,
     outbound: crate::outbound::metrics::OutboundMetrics,
 }
 
@@ -132,6 +134,18 @@ impl Metrics {
             "Events and invoices handled by re-syncs, replays and the sweeper, by outcome",
             catch_up.clone(),
         );
+        let grant_moves = Family::<Labels, Counter>::default();
+        registry.register(
+            "grant_moves",
+            "Credit changes planned for refunds and disputes, by direction (take, restore) and policy",
+            grant_moves.clone(),
+        );
+        let reversal_shortfall = Counter::default();
+        registry.register(
+            "reversal_shortfall_credits",
+            "Credits that were refunded or disputed but already used, so could not be taken back",
+            reversal_shortfall.clone(),
+        );
         let outbound = crate::outbound::metrics::OutboundMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
@@ -150,6 +164,8 @@ impl Metrics {
                 worker_panics,
                 db_connections,
                 catch_up,
+                grant_moves,
+                reversal_shortfall,
                 outbound,
             }),
         }
@@ -161,6 +177,18 @@ impl Metrics {
             ("reason", reason.to_owned()),
         ];
         self.inner.webhooks.get_or_create(&labels).inc();
+    }
+
+    /// A grant move planned: `direction` take or restore, `policy` reverse, record_only or at_grant.
+    pub fn grant_move(&self, direction: &'static str, policy: &'static str, shortfall: i64) {
+        let labels = vec![
+            ("direction", direction.to_owned()),
+            ("policy", policy.to_owned()),
+        ];
+        self.inner.grant_moves.get_or_create(&labels).inc();
+        self.inner
+            .reversal_shortfall
+            .inc_by(shortfall.max(0) as u64);
     }
 
     /// `source` is resync, replay or sweeper; `outcome` one of the bounded event outcomes.

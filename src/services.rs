@@ -34,6 +34,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// How long after a stored 500 a lookup must still find nothing before a new key is used.
     pub unknown_outcome_settle: Duration,
+    /// What a refund or dispute does to the credits.
+    pub reversal: crate::reversal::ReversalPolicy,
 }
 
 impl RetryPolicy {
@@ -61,6 +63,7 @@ mod tests {
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(10),
             unknown_outcome_settle: Duration::from_secs(60),
+            reversal: crate::reversal::ReversalPolicy::Reverse,
         };
         let first = policy.delay_after(1);
         assert!(first >= Duration::from_millis(1500) && first <= Duration::from_secs(2));

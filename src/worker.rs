@@ -58,7 +58,13 @@ pub async fn run_with<F, Fut>(
                 }
                 continue;
             }
-            Ok(_) => {}
+            Ok(_) => match crate::reversal::resolve::resolve_due(&services).await {
+                Ok(resolved) if !resolved.is_empty() => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(worker = %owner, error = format!("{error:#}"), "could not resolve refund or dispute events")
+                }
+            },
             Err(error) => tracing::error!(worker = %owner, %error, "could not claim work"),
         }
         tokio::select! {
@@ -79,6 +85,7 @@ pub async fn run_one(
     let result = match purchase.status() {
         PurchaseStatus::Granting => fulfilment::fulfil(services, purchase, owner).await,
         PurchaseStatus::CreatingInvoice => funding::advance(services, purchase, owner).await,
+        PurchaseStatus::Reversing => crate::reversal::reverse(services, purchase, owner).await,
         other => {
             tracing::warn!(purchase_id = %purchase.id, status = other.as_str(), "claimed a purchase with nothing to do");
             return None;
@@ -104,7 +111,13 @@ pub async fn drain(services: &Services, owner: &str) -> anyhow::Result<Vec<Attem
     loop {
         let claimed = db::work::claim_due(&services.db, owner, services.policy.lease, 1).await?;
         if claimed.is_empty() {
-            return Ok(outcomes);
+            if crate::reversal::resolve::resolve_due(services)
+                .await?
+                .is_empty()
+            {
+                return Ok(outcomes);
+            }
+            continue;
         }
         for claim in claimed {
             outcomes.extend(run_one(services, &claim.purchase, owner).await);

@@ -38,6 +38,8 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
             base_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(1800),
             unknown_outcome_settle: Duration::from_secs(60),
+            // The CLI records events only; workers (in the server) move credits.
+            reversal: crate::reversal::ReversalPolicy::Reverse,
         },
         livemode: config.stripe.livemode(),
         wake: Arc::new(Notify::new()),

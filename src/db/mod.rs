@@ -9,6 +9,7 @@ pub mod plans;
 pub mod purchases;
 pub mod recorder;
 pub mod retention;
+pub mod reversals;
 pub mod status_counts;
 pub mod unknown_writes;
 pub mod webhook_deliveries;

@@ -35,7 +35,7 @@ pub async fn claim_due(
         WITH due AS (
             SELECT id, lease_expires_at IS NOT NULL AS taken_over
             FROM purchases
-            WHERE status IN ('creating_invoice', 'granting')
+            WHERE status IN ('creating_invoice', 'granting', 'reversing')
               AND next_attempt_at <= now()
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
             ORDER BY next_attempt_at
@@ -76,7 +76,7 @@ pub async fn claim_one(
         UPDATE purchases
         SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
             attempts = attempts + 1, updated_at = now()
-        WHERE id = $1 AND status IN ('creating_invoice', 'granting')
+        WHERE id = $1 AND status IN ('creating_invoice', 'granting', 'reversing')
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         RETURNING *
         "#,
@@ -90,19 +90,21 @@ pub async fn claim_one(
 
 /// Write-ahead for a grant request: committed before the request leaves, so any later attempt
 /// knows to look for an existing grant first. Fixes the grant's `expires_at` for
-/// `expires_after_days` the first time, so every request under one key sends the same body, and
-/// renews the lease. None if the lease is lost.
+/// `expires_after_days` and its value (less refunds before it) the first time, so every request
+/// under one key sends the same body, and renews the lease. None if the lease is lost.
 pub async fn mark_grant_requested(
     db: impl PgExecutor<'_>,
     id: &str,
     owner: &str,
     lease: Duration,
     expires_after_days: Option<i64>,
+    grant_value: i64,
 ) -> sqlx::Result<Option<Purchase>> {
     sqlx::query_as(
         r#"
         UPDATE purchases
         SET grant_requested = true,
+            grant_value = COALESCE(grant_value, $5),
             grant_expires_at = COALESCE(grant_expires_at,
                 extract(epoch FROM now() + make_interval(days => $4::int))::bigint),
             lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
@@ -114,12 +116,16 @@ pub async fn mark_grant_requested(
     .bind(owner)
     .bind(lease.as_secs_f64())
     .bind(expires_after_days.map(|d| d as i32))
+    .bind(grant_value)
     .fetch_optional(db)
     .await
 }
 
 /// Records the grant and what settled the invoice. Safe without the lease: the grant exists, and
-/// whoever else holds the purchase can only find or replay the same one.
+/// whoever else holds the purchase can only find or replay the same one. A purchase whose payment
+/// was refunded or disputed meanwhile goes on to `reversing` (due now) instead of `granted`; the
+/// flag is read from the row being updated, so an event that commits while this waits for the
+/// row lock is seen.
 pub async fn mark_granted(
     db: impl PgExecutor<'_>,
     id: &str,
@@ -130,10 +136,21 @@ pub async fn mark_granted(
     sqlx::query_as(
         r#"
         UPDATE purchases
-        SET status = 'granted', credit_grant_id = $2, granted_at = now(), last_error = NULL,
+        SET status = CASE WHEN reversal_sync_due OR EXISTS (
+                                SELECT 1 FROM reversals r WHERE r.purchase_id = purchases.id)
+                          THEN 'reversing' ELSE 'granted' END,
+            next_attempt_at = CASE WHEN reversal_sync_due OR EXISTS (
+                                SELECT 1 FROM reversals r WHERE r.purchase_id = purchases.id)
+                          THEN now() END,
+            credit_grant_id = $2, granted_at = now(), last_error = NULL,
             credit_grant_voided_at = to_timestamp($3), settlement = $4,
+            current_grant_id = CASE WHEN $3 IS NULL THEN $2 END,
+            current_grant_value = COALESCE(grant_value, (credit->>'value')::bigint),
+            attempts = CASE WHEN reversal_sync_due OR EXISTS (
+                                SELECT 1 FROM reversals r WHERE r.purchase_id = purchases.id)
+                          THEN 0 ELSE attempts END,
             grant_unknown_since = NULL, grant_lookups = 0,
-            next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND status = 'granting'
         RETURNING *
         "#,

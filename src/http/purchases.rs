@@ -180,7 +180,9 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
     let purchase = db::purchases::find(&state.services.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
-    Ok(reply(StatusCode::OK, &purchase))
+    let reversals = db::reversals::views_for(&state.services.db, &[&purchase.id]).await?;
+    let shown = wire::Purchase::from(&purchase).with_reversals(&reversals);
+    Ok((StatusCode::OK, axum::Json(shown)))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
@@ -225,10 +227,12 @@ pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<wi
     .await?
     .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a known purchase id"))?;
     let has_more = page.len() as i64 > limit;
-    let data = page
+    let shown = &page[..page.len().min(limit as usize)];
+    let ids: Vec<&crate::ids::PurchaseId> = shown.iter().map(|p| &p.id).collect();
+    let reversals = db::reversals::views_for(&state.services.db, &ids).await?;
+    let data = shown
         .iter()
-        .take(limit as usize)
-        .map(wire::Purchase::from)
+        .map(|p| wire::Purchase::from(p).with_reversals(&reversals))
         .collect();
     Ok(wire::PurchaseList {
         object: "list".into(),

@@ -4,16 +4,23 @@
 //! renders this function's whole table as a `VALUES` list that the recording statement, the
 //! catch-up statements and the matcher join against, and the dry run calls [`decide`] directly.
 //!
-//! | status             | paid before | invoice paid          | invoice voided        | marked uncollectible |
-//! |--------------------|-------------|-----------------------|-----------------------|----------------------|
-//! | `creating_invoice` | –           | → `granting`, scheduled | → `canceled`, canceled | stays, noted        |
-//! | `awaiting_payment` | –           | → `granting`, scheduled | → `canceled`, canceled | stays, noted        |
-//! | `failed`           | no          | → `granting`, scheduled | → `canceled`, canceled | stays, noted        |
-//! | `failed`           | yes         | already_failed        | already_failed        | already_failed       |
-//! | `canceled`         | –           | → `granting`, scheduled | already_canceled      | already_canceled     |
-//! | `granting`         | –           | already_granting      | already_granting      | already_granting     |
-//! | `granted`          | –           | already_granted       | already_granted       | already_granted      |
-//! | `rejected`         | –           | already_rejected      | already_rejected      | already_rejected     |
+//! | status               | paid before | invoice paid            | invoice voided         | marked uncollectible | payment reversal      |
+//! |----------------------|-------------|-------------------------|------------------------|----------------------|-----------------------|
+//! | `creating_invoice`   | –           | → `granting`, scheduled | → `canceled`, canceled | stays, noted         | stays, noted          |
+//! | `awaiting_payment`   | –           | → `granting`, scheduled | → `canceled`, canceled | stays, noted         | stays, noted          |
+//! | `failed`             | no          | → `granting`, scheduled | → `canceled`, canceled | stays, noted         | stays, noted          |
+//! | `failed`             | yes         | already_failed          | already_failed         | already_failed       | stays, noted          |
+//! | `canceled`           | –           | → `granting`, scheduled | already_canceled       | already_canceled     | stays, noted          |
+//! | `granting`           | –           | already_granting        | already_granting       | already_granting     | stays, noted          |
+//! | `granted`            | –           | already_granted         | already_granted        | already_granted      | → `reversing`, scheduled |
+//! | `rejected`           | –           | already_rejected        | already_rejected       | already_rejected     | stays, noted          |
+//! | `reversing`          | –           | already_reversing       | already_reversing      | already_reversing    | already_reversing     |
+//! | `partially_reversed` | –           | already_…               | already_…              | already_…            | → `reversing`, scheduled |
+//! | `reversed`           | –           | already_reversed        | already_reversed       | already_reversed     | → `reversing`, scheduled |
+//!
+//! A payment reversal (refund, dispute, credit note, either way) always also sets the purchase's
+//! `reversal_sync_due`, so a `granting` purchase's grant and a `reversing` purchase's current
+//! pass account for it ([`crate::reversal`]).
 //!
 //! Why the table looks like this:
 //! - *A paid invoice wins over every earlier signal.* Stripe lets an `uncollectible` invoice be paid
@@ -44,13 +51,31 @@ pub enum Happening {
     Voided,
     /// `invoice.marked_uncollectible`: only noted; the invoice can still be paid.
     MarkedUncollectible,
+    /// A refund, dispute or credit note moved money on the purchase's payment, either way (a refund
+    /// that failed and a dispute that was won move it back). Stripe's current refunds and disputes
+    /// are read by the worker, so the event only says "look again".
+    PaymentReversal,
 }
 
 impl Happening {
-    pub const ALL: [Happening; 3] = [
+    pub const ALL: [Happening; 4] = [
         Happening::Paid,
         Happening::Voided,
         Happening::MarkedUncollectible,
+        Happening::PaymentReversal,
+    ];
+
+    /// The event types that tell creditd money moved back on a payment. `charge.dispute.created`
+    /// is not one: an inquiry moves no money, and a real dispute's withdrawal has its own event.
+    pub const PAYMENT_REVERSAL_EVENTS: [&'static str; 8] = [
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.closed",
+        "credit_note.created",
     ];
 
     pub fn for_event_type(event_type: &str) -> Option<Happening> {
@@ -58,6 +83,9 @@ impl Happening {
             "invoice.paid" => Some(Happening::Paid),
             "invoice.voided" => Some(Happening::Voided),
             "invoice.marked_uncollectible" => Some(Happening::MarkedUncollectible),
+            other if Self::PAYMENT_REVERSAL_EVENTS.contains(&other) => {
+                Some(Happening::PaymentReversal)
+            }
             _ => None,
         }
     }
@@ -67,6 +95,7 @@ impl Happening {
             Happening::Paid => "paid",
             Happening::Voided => "voided",
             Happening::MarkedUncollectible => "marked_uncollectible",
+            Happening::PaymentReversal => "payment_reversal",
         }
     }
 }
@@ -82,8 +111,10 @@ pub enum Outcome {
     Noted,
     /// The purchase was already past what this happening could change.
     Already(PurchaseStatus),
-    /// No purchase belongs to this invoice.
+    /// No purchase belongs to this invoice (or refunded payment).
     Unmatched,
+    /// A refund or dispute for a payment no purchase has linked yet: the resolver asks Stripe.
+    Linking,
     /// An event type creditd does not act on.
     Ignored,
     /// The event id was recorded before; nothing changed.
@@ -98,6 +129,7 @@ impl Outcome {
             Outcome::Noted => "noted".into(),
             Outcome::Already(status) => format!("already_{}", status.as_str()),
             Outcome::Unmatched => "unmatched".into(),
+            Outcome::Linking => "linking".into(),
             Outcome::Ignored => "ignored".into(),
             Outcome::Duplicate => "duplicate".into(),
         }
@@ -120,6 +152,7 @@ impl Outcome {
             Outcome::Canceled,
             Outcome::Noted,
             Outcome::Unmatched,
+            Outcome::Linking,
             Outcome::Ignored,
         ];
         all.extend(PurchaseStatus::ALL.map(Outcome::Already));
@@ -157,6 +190,7 @@ impl FromStr for Outcome {
             Outcome::Canceled,
             Outcome::Noted,
             Outcome::Unmatched,
+            Outcome::Linking,
             Outcome::Ignored,
             Outcome::Duplicate,
         ]
@@ -203,9 +237,17 @@ pub fn decide(status: PurchaseStatus, paid_before: bool, happening: Happening) -
     let unpaid = match status {
         CreatingInvoice | AwaitingPayment => true,
         Failed => !paid_before,
-        Granting | Granted | Rejected | Canceled => false,
+        Granting | Granted | Rejected | Canceled | Reversing | PartiallyReversed | Reversed => {
+            false
+        }
     };
+    let holds_credits = matches!(status, Granted | PartiallyReversed | Reversed);
     match (status, happening) {
+        (_, PaymentReversal) if holds_credits => move_to(Reversing, Outcome::Scheduled),
+        // The grant about to be created accounts for it; an unpaid purchase meets it when paid;
+        // a purchase that never granted has no credits to take back.
+        (Reversing, PaymentReversal) => stay(Outcome::Already(Reversing)),
+        (_, PaymentReversal) => stay(Outcome::Noted),
         (_, Paid) if unpaid || status == Canceled => move_to(Granting, Outcome::Scheduled),
         (_, Voided) if unpaid => move_to(Canceled, Outcome::Canceled),
         (_, MarkedUncollectible) if unpaid => stay(Outcome::Noted),

@@ -77,8 +77,15 @@ fn canceled_is_revived_only_by_a_payment() {
 }
 
 #[test]
-fn granting_granted_and_rejected_are_never_moved_by_stripe_events() {
-    for status in [Granting, Granted, Rejected] {
+fn paid_purchases_are_never_moved_by_invoice_events() {
+    for status in [
+        Granting,
+        Granted,
+        Rejected,
+        Reversing,
+        PartiallyReversed,
+        Reversed,
+    ] {
         for paid_before in [false, true] {
             assert_eq!(
                 row(status, paid_before),
@@ -96,7 +103,10 @@ fn a_payment_is_never_a_silent_no_op_for_a_purchase_that_holds_no_grant() {
         for paid_before in [false, true] {
             let decision = decide(status, paid_before, Paid);
             let accounted = decision.next == Some(Granting)
-                || matches!(status, Granting | Granted | Rejected)
+                || matches!(
+                    status,
+                    Granting | Granted | Rejected | Reversing | PartiallyReversed | Reversed
+                )
                 || (status == Failed && paid_before);
             assert!(accounted, "{status:?} paid_before={paid_before}");
         }
@@ -149,4 +159,48 @@ fn event_types_map_to_happenings() {
         Some(MarkedUncollectible)
     );
     assert_eq!(Happening::for_event_type("invoice.payment_succeeded"), None);
+}
+
+#[test]
+fn a_payment_reversal_schedules_every_purchase_that_holds_credits() {
+    for status in [Granted, PartiallyReversed, Reversed] {
+        for paid_before in [false, true] {
+            assert_eq!(
+                decide(status, paid_before, PaymentReversal),
+                to(Reversing, Outcome::Scheduled)
+            );
+        }
+    }
+    assert_eq!(
+        decide(Reversing, true, PaymentReversal),
+        stays(Outcome::Already(Reversing))
+    );
+}
+
+#[test]
+fn a_payment_reversal_only_notes_a_purchase_without_credits_yet() {
+    for status in [
+        CreatingInvoice,
+        AwaitingPayment,
+        Granting,
+        Failed,
+        Rejected,
+        Canceled,
+    ] {
+        for paid_before in [false, true] {
+            assert_eq!(
+                decide(status, paid_before, PaymentReversal),
+                stays(Outcome::Noted),
+                "{status:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn refund_and_dispute_events_are_payment_reversals_but_an_inquiry_is_not() {
+    for event_type in Happening::PAYMENT_REVERSAL_EVENTS {
+        assert_eq!(Happening::for_event_type(event_type), Some(PaymentReversal));
+    }
+    assert_eq!(Happening::for_event_type("charge.dispute.created"), None);
 }

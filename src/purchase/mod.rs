@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CustomerId, EventId, InvoiceId, PurchaseId};
 use crate::money::{Currency, Money};
 
-/// The life of a purchase. Only `granting` and `creating_invoice` are work for a worker; what moves
+/// The life of a purchase. Only `granting`, `creating_invoice` and `reversing` are work for a worker; what moves
 /// a purchase between the others is decided in [`lifecycle::decide`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,10 +23,17 @@ pub enum PurchaseStatus {
     Failed,
     Rejected,
     Canceled,
+    /// Granted, and a refund, dispute or credit note changed the money behind it: a worker reads
+    /// Stripe's refunds and disputes and moves the credits to match ([`crate::reversal`]).
+    Reversing,
+    /// Some of the money was reversed and the credits were reduced to match.
+    PartiallyReversed,
+    /// All the money was reversed; the purchase holds no credits.
+    Reversed,
 }
 
 impl PurchaseStatus {
-    pub const ALL: [PurchaseStatus; 7] = [
+    pub const ALL: [PurchaseStatus; 10] = [
         PurchaseStatus::CreatingInvoice,
         PurchaseStatus::AwaitingPayment,
         PurchaseStatus::Granting,
@@ -34,6 +41,9 @@ impl PurchaseStatus {
         PurchaseStatus::Failed,
         PurchaseStatus::Rejected,
         PurchaseStatus::Canceled,
+        PurchaseStatus::Reversing,
+        PurchaseStatus::PartiallyReversed,
+        PurchaseStatus::Reversed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +55,9 @@ impl PurchaseStatus {
             PurchaseStatus::Failed => "failed",
             PurchaseStatus::Rejected => "rejected",
             PurchaseStatus::Canceled => "canceled",
+            PurchaseStatus::Reversing => "reversing",
+            PurchaseStatus::PartiallyReversed => "partially_reversed",
+            PurchaseStatus::Reversed => "reversed",
         }
     }
 
@@ -58,7 +71,7 @@ impl PurchaseStatus {
     pub fn is_work(self) -> bool {
         matches!(
             self,
-            PurchaseStatus::CreatingInvoice | PurchaseStatus::Granting
+            PurchaseStatus::CreatingInvoice | PurchaseStatus::Granting | PurchaseStatus::Reversing
         )
     }
 }
@@ -187,6 +200,10 @@ pub struct Purchase {
     pub funding_key_generation: i32,
     pub funding_unknown_since: Option<DateTime<Utc>>,
     pub funding_lookups: i32,
+    pub current_grant_id: Option<String>,
+    pub current_grant_value: Option<i64>,
+    pub grant_value: Option<i64>,
+    pub reversal_sync_due: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

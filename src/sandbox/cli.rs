@@ -54,6 +54,8 @@ enum Action {
         #[arg(long)]
         amount: Option<i64>,
     },
+    /// The bank returns a refund after all: it fails (`refund.failed`).
+    FailRefund { refund: String },
     /// The bank disputes the card payment of a paid invoice (--inquiry: no money moved yet).
     Dispute {
         invoice: String,
@@ -122,6 +124,7 @@ impl Action {
                 format!("invoices/{invoice}/refund"),
                 json!({ "amount": amount }),
             ),
+            Action::FailRefund { refund } => (post, format!("refunds/{refund}/fail"), json!({})),
             Action::Dispute { invoice, inquiry } => (
                 post,
                 format!("invoices/{invoice}/dispute"),

@@ -1,5 +1,5 @@
 //! `/_sandbox/` routes: act as the customer, the bank or Stripe's infrastructure would (pay, void,
-//! mark uncollectible, refund, dispute, use credits, deliver again, inject faults). JSON in, JSON out; errors use
+//! mark uncollectible, refund (and fail it), dispute, use credits, deliver again, inject faults). JSON in, JSON out; errors use
 //! Stripe's error body. They need no API key: the sandbox listens on loopback by default.
 
 use super::error::ApiError;
@@ -41,6 +41,7 @@ pub fn router() -> Router<FakeStripe> {
         .route("/invoices/{id}/refund", post(refund))
         .route("/invoices/{id}/dispute", post(dispute))
         .route("/disputes/{id}/close", post(close_dispute))
+        .route("/refunds/{id}/fail", post(fail_refund))
         .route("/events/{id}/deliver", post(deliver_again))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/clock/advance", post(advance_clock))
@@ -149,6 +150,11 @@ async fn close_dispute(
         _ => return Err(ApiError::invalid("outcome must be won or lost").param("outcome")),
     };
     fake.close_dispute(&id, won).map(axum::Json)
+}
+
+/// The bank returns the refund: it fails after the fact (`refund.failed`).
+async fn fail_refund(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
+    fake.fail_refund(&id).map(axum::Json)
 }
 
 /// Delivers the event to the webhook endpoint again, now, and reports the endpoint's answer.

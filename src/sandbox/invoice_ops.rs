@@ -117,6 +117,17 @@ impl FakeStripe {
         self.in_state(|st| payments::open_dispute(st, &AUTOMATIC, invoice_id, inquiry))
     }
 
+    /// Issues a credit note on a paid invoice (`{"refund_amount": …, "credit_amount": …,
+    /// "out_of_band_amount": …}`), as the merchant would from the Dashboard; returns it.
+    pub fn credit_note(&self, params: &Value) -> Result<Value, ApiError> {
+        self.in_state(|st| payments::create_credit_note(st, &AUTOMATIC, params))
+    }
+
+    /// A refund fails after it was made (`refund.failed`); returns the Refund.
+    pub fn fail_refund(&self, refund_id: &str) -> Result<Value, ApiError> {
+        self.in_state(|st| payments::fail_refund(st, &AUTOMATIC, refund_id))
+    }
+
     /// Closes a dispute, won or lost; returns the Dispute.
     pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<Value, ApiError> {
         self.in_state(|st| payments::close_dispute(st, &AUTOMATIC, dispute_id, won))

@@ -129,6 +129,137 @@ pub fn refund(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiError> {
     Ok(refund)
 }
 
+/// `GET /v1/refunds` and `GET /v1/disputes`, filtered by `charge` or `payment_intent`.
+pub fn list_by_payment(st: &State, p: &Value, disputes: bool) -> Result<Value, ApiError> {
+    let (all, url, kind) = if disputes {
+        (&st.disputes, "/v1/disputes", "dispute")
+    } else {
+        (&st.refunds, "/v1/refunds", "refund")
+    };
+    let items: Vec<&Stored> = all
+        .iter()
+        .filter(|s| p["charge"].is_null() || s.json["charge"] == p["charge"])
+        .filter(|s| {
+            p["payment_intent"].is_null() || s.json["payment_intent"] == p["payment_intent"]
+        })
+        .collect();
+    list_page(items, all, p, url, kind)
+}
+
+/// The bank returns a refund after all (as Stripe does days later for a closed account): the
+/// refund becomes `failed`, its amount is unrefunded on the charge, and `refund.failed` is sent.
+pub fn fail_refund(st: &mut State, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+    let refund = &mut find_mut(&mut st.refunds, id)
+        .ok_or_else(|| ApiError::not_found("refund", id))?
+        .json;
+    if refund["status"] != "succeeded" && refund["status"] != "pending" {
+        return Err(ApiError::invalid(format!(
+            "Refund {id} is {} and cannot fail.",
+            refund["status"]
+        )));
+    }
+    refund["status"] = json!("failed");
+    refund["failure_reason"] = json!("lost_or_stolen_card");
+    let refund = refund.clone();
+    let charge_id = refund["charge"].as_str().unwrap_or_default().to_string();
+    if let Some(charge) = find_mut(&mut st.charges, &charge_id) {
+        let before = charge.json["amount_refunded"].as_i64().unwrap_or(0);
+        let amount = refund["amount"].as_i64().unwrap_or(0);
+        charge.json["amount_refunded"] = json!((before - amount).max(0));
+        charge.json["refunded"] = json!(false);
+    }
+    st.emit("refund.failed", &refund, ctx);
+    Ok(refund)
+}
+
+/// `POST /v1/credit_notes` on a paid invoice: `refund_amount` is refunded on its charge (a Refund,
+/// with its events), `credit_amount` goes to the customer's balance, `out_of_band_amount` is only
+/// noted. Emits `credit_note.created`.
+pub fn create_credit_note(st: &mut State, ctx: &Ctx, p: &Value) -> Result<Value, ApiError> {
+    let invoice_id = p["invoice"].as_str().unwrap_or_default().to_string();
+    let invoice = find(&st.invoices, &invoice_id)
+        .ok_or_else(|| ApiError::no_such("invoice", &invoice_id, "invoice"))?
+        .json
+        .clone();
+    if invoice["status"] != "paid" {
+        return Err(
+            ApiError::invalid("The fake issues credit notes on paid invoices only.")
+                .param("invoice"),
+        );
+    }
+    let part = |key: &str| p[key].as_i64().unwrap_or(0);
+    let (refund_amount, credit_amount, out_of_band) = (
+        part("refund_amount"),
+        part("credit_amount"),
+        part("out_of_band_amount"),
+    );
+    let total = refund_amount + credit_amount + out_of_band;
+    let credited: i64 = st
+        .credit_notes
+        .iter()
+        .filter(|n| n.json["invoice"] == invoice_id.as_str())
+        .map(|n| n.json["amount"].as_i64().unwrap_or(0))
+        .sum();
+    let paid = invoice["amount_paid"].as_i64().unwrap_or(0);
+    if [refund_amount, credit_amount, out_of_band]
+        .iter()
+        .any(|a| *a < 0)
+        || total <= 0
+        || total + credited > paid
+        || p["amount"].as_i64().is_some_and(|a| a != total)
+    {
+        return Err(ApiError::invalid(format!(
+            "The credit note total ({total}) must be positive, match amount, and not exceed what is left to credit ({}).",
+            paid - credited
+        ))
+        .param("amount"));
+    }
+    let mut refunds = Vec::new();
+    if refund_amount > 0 {
+        let charge = charge_of_invoice(st, &invoice_id)?;
+        let refund = refund(
+            st,
+            ctx,
+            &json!({ "charge": charge, "amount": refund_amount }),
+        )?;
+        refunds.push(json!({ "amount_refunded": refund_amount, "refund": refund["id"] }));
+    }
+    let customer = invoice["customer"].as_str().unwrap_or_default().to_string();
+    if credit_amount > 0 {
+        *st.balances.entry(customer.clone()).or_insert(0) -= credit_amount;
+    }
+    let note = json!({
+        "id": new_id("cn_"), "object": "credit_note", "amount": total, "created": st.now(),
+        "credit_amount": credit_amount, "currency": invoice["currency"], "customer": customer,
+        "invoice": invoice_id, "livemode": false, "memo": p["memo"],
+        "metadata": if p["metadata"].is_object() { p["metadata"].clone() } else { json!({}) },
+        "out_of_band_amount": if out_of_band > 0 { json!(out_of_band) } else { Value::Null },
+        "reason": p["reason"], "refund_amount": refund_amount, "refunds": refunds,
+        "status": "issued", "type": "post_payment",
+    });
+    let stored = st.stored(note.clone());
+    st.credit_notes.push(stored);
+    st.emit("credit_note.created", &note, ctx);
+    Ok(note)
+}
+
+/// `GET /v1/credit_notes`, filtered by `invoice` or `customer`.
+pub fn list_credit_notes(st: &State, p: &Value) -> Result<Value, ApiError> {
+    let items: Vec<&Stored> = st
+        .credit_notes
+        .iter()
+        .filter(|s| p["invoice"].is_null() || s.json["invoice"] == p["invoice"])
+        .filter(|s| p["customer"].is_null() || s.json["customer"] == p["customer"])
+        .collect();
+    list_page(
+        items,
+        &st.credit_notes,
+        p,
+        "/v1/credit_notes",
+        "credit note",
+    )
+}
+
 /// Opens a dispute on the invoice's charge: `charge.dispute.created`, then, unless it is only an
 /// inquiry (`warning_needs_response`: no money moved), `charge.dispute.funds_withdrawn`.
 pub fn open_dispute(

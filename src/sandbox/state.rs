@@ -55,6 +55,7 @@ pub struct State {
     pub invoice_payments: Vec<Stored>,
     pub refunds: Vec<Stored>,
     pub disputes: Vec<Stored>,
+    pub credit_notes: Vec<Stored>,
     pub events: Vec<Stored>,
     pub delivered: HashSet<String>,
     pub idem: HashMap<String, IdemEntry>,

@@ -1,6 +1,7 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
 pub mod funding;
+pub mod reversal;
 
 use super::client::{StripeClient, StripeError, StripeRequest};
 use super::form::Form;
@@ -18,14 +19,39 @@ pub fn list_grants(customer: &str, starting_after: Option<&str>) -> StripeReques
 }
 
 /// The grant for a purchase: its credit spec, plus metadata that lets us find it again after a crash.
+/// Its value is the one fixed when the request was first marked (less any refund before it).
 pub fn create_grant(purchase: &Purchase) -> StripeRequest {
+    let value = purchase.grant_value.unwrap_or(purchase.credit.0.value);
+    let mut metadata = purchase.metadata.0.clone();
+    metadata.insert("creditd_purchase_id".into(), purchase.id.to_string());
+    if let Some(invoice_id) = &purchase.invoice_id {
+        metadata.insert("invoice_id".into(), invoice_id.to_string());
+    }
+    StripeRequest::post(
+        "/v1/billing/credit_grants",
+        grant_form(purchase, value, &metadata),
+        purchase.grant_idempotency_key(),
+    )
+}
+
+/// The expiry every grant of this purchase carries: the fixed one, or the one fixed at first request.
+pub fn grant_expiry(purchase: &Purchase) -> Option<i64> {
+    purchase.credit.0.expires_at.or(purchase.grant_expires_at)
+}
+
+/// A grant of `value` with the purchase's scope, priority, dates and name.
+pub(crate) fn grant_form(
+    purchase: &Purchase,
+    value: i64,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Form {
     let credit = &purchase.credit.0;
     let mut form = Form::new()
         .with("customer", &purchase.customer)
         .with("name", &credit.name)
         .with("category", &credit.category)
         .with("amount[type]", "monetary")
-        .with("amount[monetary][value]", credit.value)
+        .with("amount[monetary][value]", value)
         .with("amount[monetary][currency]", credit.currency.as_str());
     match &credit.applicability {
         Applicability::PriceType { price_type } => {
@@ -42,21 +68,9 @@ pub fn create_grant(purchase: &Purchase) -> StripeRequest {
     }
     form.push_opt("priority", credit.priority);
     form.push_opt("effective_at", credit.effective_at);
-    form.push_opt(
-        "expires_at",
-        credit.expires_at.or(purchase.grant_expires_at),
-    );
-    let mut metadata = purchase.metadata.0.clone();
-    metadata.insert("creditd_purchase_id".into(), purchase.id.to_string());
-    if let Some(invoice_id) = &purchase.invoice_id {
-        metadata.insert("invoice_id".into(), invoice_id.to_string());
-    }
-    form.push_map("metadata", &metadata);
-    StripeRequest::post(
-        "/v1/billing/credit_grants",
-        form,
-        purchase.grant_idempotency_key(),
-    )
+    form.push_opt("expires_at", grant_expiry(purchase));
+    form.push_map("metadata", metadata);
+    form
 }
 
 pub fn get_event(event_id: &str) -> StripeRequest {

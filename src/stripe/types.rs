@@ -108,11 +108,138 @@ pub struct CreditGrant {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub voided_at: Option<i64>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 impl CreditGrant {
+    /// Whether the grant no longer holds credits: voided, expired, or expired early (its
+    /// `expires_at` moved from `original_expiry`, which only `…/expire` does). Comparing with the
+    /// expiry we created it with, not with our clock, keeps this right when clocks disagree.
+    pub fn has_ended(&self, original_expiry: Option<i64>, now: i64) -> bool {
+        self.voided_at.is_some()
+            || self.expires_at != original_expiry
+            || self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// A grant creditd created to replace another one after a reversal, not a purchase's first grant.
+    pub fn is_replacement(&self) -> bool {
+        self.metadata.contains_key("creditd_move")
+    }
+
     pub fn purchase_id_in_metadata(&self) -> Option<&str> {
         self.metadata.get("creditd_purchase_id").map(String::as_str)
+    }
+}
+
+/// An InvoicePayment: how (part of) an invoice was paid.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoicePayment {
+    pub id: String,
+    pub invoice: String,
+    #[serde(default)]
+    pub amount_paid: Option<i64>,
+    pub currency: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    pub payment: PaymentRef,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaymentRef {
+    #[serde(default, deserialize_with = "optional_id")]
+    pub payment_intent: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub charge: Option<String>,
+}
+
+/// A refund; only `pending`, `succeeded` and `requires_action` refunds hold money back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+}
+
+/// A dispute; its money is withdrawn unless it is an inquiry (`warning_*`) or was won.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+}
+
+/// A credit note: the part it returned other than by a refund (to the customer's balance, or
+/// paid outside Stripe) is money reversed on its own; its refund is a Refund.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreditNote {
+    pub id: String,
+    pub currency: String,
+    pub status: String,
+    #[serde(default)]
+    pub credit_amount: Option<i64>,
+    #[serde(default)]
+    pub out_of_band_amount: Option<i64>,
+}
+
+impl CreditNote {
+    /// Money it returned other than through a refund.
+    pub fn returned_without_refund(&self) -> i64 {
+        self.credit_amount.unwrap_or(0) + self.out_of_band_amount.unwrap_or(0)
+    }
+}
+
+impl Listed for CreditNote {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Refund {
+    pub fn holds_money(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "pending" | "succeeded" | "requires_action"
+        )
+    }
+}
+
+impl Dispute {
+    pub fn holds_money(&self) -> bool {
+        !self.status.starts_with("warning_") && self.status != "won"
+    }
+}
+
+/// `GET /v1/billing/credit_balance_summary`, filtered to one grant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreditBalanceSummary {
+    pub balances: Vec<CreditBalance>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreditBalance {
+    pub available_balance: MonetaryAmount,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MonetaryAmount {
+    pub monetary: Option<MonetaryValue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MonetaryValue {
+    pub value: i64,
+}
+
+impl CreditBalanceSummary {
+    pub fn available(&self) -> i64 {
+        self.balances
+            .iter()
+            .filter_map(|b| b.available_balance.monetary.as_ref())
+            .map(|m| m.value)
+            .sum()
     }
 }
 
@@ -122,6 +249,24 @@ pub trait Listed {
 }
 
 impl Listed for Invoice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for InvoicePayment {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for Refund {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for Dispute {
     fn id(&self) -> &str {
         &self.id
     }
@@ -166,6 +311,21 @@ pub struct EventObject {
     pub object: Option<String>,
     #[serde(default)]
     pub metadata: Option<EventMetadata>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub payment_intent: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub charge: Option<String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub invoice: Option<String>,
+}
+
+/// What a refund, dispute, charge or credit-note event names: the payment and, for credit notes,
+/// the invoice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentRefs {
+    pub payment_intent: Option<String>,
+    pub charge: Option<String>,
+    pub invoice: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -187,6 +347,44 @@ impl Event {
             .and_then(|m| m.creditd_purchase_id.as_deref());
         (object.id.as_deref(), purchase)
     }
+}
+
+impl Event {
+    /// For payment events (charge, refund, dispute, credit note): the payment and invoice named.
+    pub fn payment_refs(&self) -> PaymentRefs {
+        let object = &self.data.object;
+        let (payment_intent, charge) = match object.object.as_deref() {
+            Some("charge") => (object.payment_intent.clone(), object.id.clone()),
+            Some("refund") | Some("dispute") => {
+                (object.payment_intent.clone(), object.charge.clone())
+            }
+            _ => (None, None),
+        };
+        let invoice = match object.object.as_deref() {
+            Some("credit_note") => object.invoice.clone(),
+            _ => None,
+        };
+        PaymentRefs {
+            payment_intent,
+            charge,
+            invoice,
+        }
+    }
+}
+
+/// An id that may be absent, null, or expanded into an object.
+fn optional_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IdOrObject {
+        Id(String),
+        Object { id: String },
+    }
+    Ok(
+        Option::<IdOrObject>::deserialize(deserializer)?.map(|v| match v {
+            IdOrObject::Id(id) | IdOrObject::Object { id } => id,
+        }),
+    )
 }
 
 /// Stripe expands `customer` into an object on request; accept both forms.

@@ -24,6 +24,8 @@ mod outbound;
 mod plans;
 mod purchases;
 mod recovery;
+mod reversal_crash;
+mod reversals;
 mod sandbox_demo;
 mod sdk_fidelity;
 mod settings;

@@ -5,6 +5,7 @@ mod admin;
 mod credits;
 mod outbound;
 mod purchase;
+mod reversal;
 
 pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
@@ -15,6 +16,7 @@ pub use outbound::{
 pub use purchase::{
     Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
 };
+pub use reversal::Reversal;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -41,7 +43,8 @@ pub struct WebhookAck {
     pub received: bool,
     pub event_id: String,
     pub duplicate: bool,
-    /// scheduled, canceled, already_<status>, unmatched, ignored or duplicate.
+    /// scheduled, canceled, noted, already_<status>, unmatched, linking (a refund or dispute whose
+    /// payment is being looked up), ignored or duplicate.
     #[schema(value_type = String)]
     pub outcome: Outcome,
 }

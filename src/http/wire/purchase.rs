@@ -67,7 +67,8 @@ pub struct Purchase {
     #[schema(value_type = String, example = "pur_8Yv1")]
     pub id: PurchaseId,
     pub object: String,
-    /// creating_invoice, awaiting_payment, granting, granted, failed, rejected or canceled.
+    /// creating_invoice, awaiting_payment, granting, granted, failed, rejected, canceled,
+    /// reversing, partially_reversed or reversed.
     #[schema(value_type = String)]
     pub status: purchase::PurchaseStatus,
     #[schema(value_type = String)]
@@ -89,6 +90,13 @@ pub struct Purchase {
     pub credit_grant_id: Option<String>,
     /// Set when the purchase's grant was found voided at Stripe; it is still this purchase's grant.
     pub credit_grant_voided_at: Option<i64>,
+    /// The grant that holds the purchase's credits now: `credit_grant_id` until a refund or
+    /// dispute replaced it; null once nothing is left to hold.
+    pub current_credit_grant_id: Option<String>,
+    /// Refunds, disputes and credit notes of the purchase's payment, oldest first.
+    pub reversals: Vec<super::Reversal>,
+    /// Credits refunded or disputed that the customer had already used (never taken back).
+    pub credits_shortfall: i64,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub collection_method: Option<String>,
@@ -122,6 +130,9 @@ impl From<&purchase::Purchase> for Purchase {
             credit: stored.credit.0.clone(),
             credit_grant_id: stored.credit_grant_id.clone(),
             credit_grant_voided_at: stored.credit_grant_voided_at.map(|t| t.timestamp()),
+            current_credit_grant_id: stored.current_grant_id.clone(),
+            reversals: Vec::new(),
+            credits_shortfall: 0,
             description: stored.description.clone(),
             metadata: stored.metadata.0.clone(),
             collection_method: stored
@@ -135,6 +146,19 @@ impl From<&purchase::Purchase> for Purchase {
             created: stored.created_at.timestamp(),
             updated: stored.updated_at.timestamp(),
         }
+    }
+}
+
+impl Purchase {
+    /// The purchase with its reversals (views of other purchases are skipped).
+    pub fn with_reversals(mut self, views: &[crate::db::reversals::ReversalView]) -> Self {
+        self.reversals = views
+            .iter()
+            .filter(|v| v.purchase_id == self.id)
+            .map(super::Reversal::from)
+            .collect();
+        self.credits_shortfall = self.reversals.iter().map(|r| r.credits_shortfall).sum();
+        self
     }
 }
 

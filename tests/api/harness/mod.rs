@@ -88,6 +88,7 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         fulfilment_retry_base_ms: 50,
         fulfilment_retry_max_secs: 1,
         unknown_outcome_settle_secs: 1,
+        reversal_policy: creditd::reversal::ReversalPolicy::Reverse,
         shutdown_drain_secs: 5,
         // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
         sweeper_interval_secs: 300,
