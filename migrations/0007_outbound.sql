@@ -115,16 +115,30 @@ $$ LANGUAGE sql IMMUTABLE;
 -- own never-reused id, so no code path can change a status without its message, in the same
 -- transaction. Statuses are mapped by name, so `reversed` and `partially_reversed` need no change
 -- here when they are added to the purchases CHECK constraint.
+--
+-- Only a change of *settled* status is an event. Work statuses (`creating_invoice`, `granting`,
+-- and `reversing`, which a refund or dispute event passes through even when it changes nothing)
+-- are skipped when looking back: granted -> reversing -> granted, after a replayed refund event
+-- or a dispute that was won, is no event; a purchase retried by an operator that fails again is
+-- not a second `purchase.failed`.
+CREATE FUNCTION webhook_previous_settled_status(purchase text, before bigint) RETURNS text AS $$
+    SELECT to_status FROM purchase_transitions
+    WHERE purchase_id = purchase AND id < before
+      AND to_status NOT IN ('creating_invoice', 'granting', 'reversing')
+    ORDER BY id DESC LIMIT 1
+$$ LANGUAGE sql STABLE;
+
 CREATE FUNCTION webhook_messages_for_transition() RETURNS trigger AS $$
 DECLARE
     stem text := webhook_message_stem(NEW.purchase_id) || '_t' || NEW.id || '_';
     paid boolean;
 BEGIN
-    IF NEW.to_status IN ('granted', 'failed', 'rejected', 'canceled', 'reversed', 'partially_reversed')
-       AND NEW.from_status IS DISTINCT FROM NEW.to_status THEN
-        PERFORM enqueue_webhook_message(stem || NEW.to_status, NEW.purchase_id,
-                                        'purchase.' || NEW.to_status, NEW.id);
+    IF NEW.to_status NOT IN ('granted', 'failed', 'rejected', 'canceled', 'reversed', 'partially_reversed')
+       OR webhook_previous_settled_status(NEW.purchase_id, NEW.id) IS NOT DISTINCT FROM NEW.to_status THEN
+        RETURN NULL;
     END IF;
+    PERFORM enqueue_webhook_message(stem || NEW.to_status, NEW.purchase_id,
+                                    'purchase.' || NEW.to_status, NEW.id);
     -- "Money taken, no credits": the definition of db::purchases::paid_without_credits.
     IF NEW.to_status IN ('failed', 'rejected') THEN
         SELECT paid_at IS NOT NULL INTO paid FROM purchases WHERE id = NEW.purchase_id;

@@ -14,7 +14,10 @@
 //!   changed the status: every status change already writes a `purchase_transitions` row, and
 //!   the message is inserted by a trigger on that row, in the same transaction. Its id is derived
 //!   from the purchase and the transition row's id (`msg_<purchase>_t<transition>_<event>`), so it
-//!   is deterministic and a replayed transition, which changes no status, writes nothing.
+//!   is deterministic and a replayed transition, which changes no status, writes nothing. Only a
+//!   change of *settled* status counts: a purchase that passes through a work status
+//!   (`granting`, `reversing`) back to the status it had, say after a replayed refund event or an
+//!   operator's retry that fails again, makes no event.
 //! - **Fan-out happens at insert.** The trigger adds one `webhook_deliveries` row for every
 //!   endpoint enabled and subscribed at that moment, and stores no message when there is none
 //!   (nothing would ever read it). An endpoint added later does not receive older events; one

@@ -1,6 +1,7 @@
-//! Which transitions make which events, at the database level: every status by name (so
-//! `reversed` and `partially_reversed` work once their migration allows them), "paid without
-//! credits" beside `failed` or `rejected` after a payment, and `invoice_ready` once.
+//! Which transitions make which events, at the database level: every settled status by name
+//! (`reversed` and `partially_reversed` included), never a return to the settled status a
+//! purchase already had (through `reversing` or an operator's retry), "paid without credits"
+//! beside `failed` or `rejected` after a payment, and `invoice_ready` once.
 
 use serde_json::json;
 
@@ -75,7 +76,14 @@ async fn each_transition_makes_its_event_once() {
     )
     .await;
     set(&app, "pur_ready", "status = 'granted'").await;
+    // A refund event that changes nothing passes through `reversing` and back: no event.
+    set(&app, "pur_ready", "status = 'reversing'").await;
+    set(&app, "pur_ready", "status = 'granted'").await;
+    set(&app, "pur_ready", "status = 'reversing'").await;
     set(&app, "pur_ready", "status = 'partially_reversed'").await;
+    set(&app, "pur_ready", "status = 'reversing'").await;
+    set(&app, "pur_ready", "status = 'reversed'").await;
+    set(&app, "pur_ready", "status = 'reversing'").await;
     set(&app, "pur_ready", "status = 'reversed'").await;
     let ready = events_of(&app, "pur_ready").await;
     assert_eq!(
@@ -92,6 +100,9 @@ async fn each_transition_makes_its_event_once() {
 
     insert(&app, "pur_paid").await;
     set(&app, "pur_paid", "status = 'granting', paid_at = now()").await;
+    set(&app, "pur_paid", "status = 'failed'").await;
+    // An operator's retry that fails again is not news.
+    set(&app, "pur_paid", "status = 'granting'").await;
     set(&app, "pur_paid", "status = 'failed'").await;
     let paid = events_of(&app, "pur_paid").await;
     assert_eq!(
