@@ -180,9 +180,14 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
     let purchase = db::purchases::find(&state.services.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
-    let reversals = db::reversals::views_for(&state.services.db, &[&purchase.id]).await?;
-    let shown = wire::Purchase::from(&purchase).with_reversals(&reversals);
+    let shown = shown(&state.services.db, &purchase).await?;
     Ok((StatusCode::OK, axum::Json(shown)))
+}
+
+/// A purchase as `GET /v1/purchases/{id}` shows it: also the body of its outbound webhooks.
+pub async fn shown(db: &sqlx::PgPool, purchase: &Purchase) -> sqlx::Result<wire::Purchase> {
+    let reversals = db::reversals::views_for(db, &[&purchase.id]).await?;
+    Ok(wire::Purchase::from(purchase).with_reversals(&reversals))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

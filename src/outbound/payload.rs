@@ -25,7 +25,7 @@ pub async fn body(db: &sqlx::PgPool, claim: &Claimed) -> anyhow::Result<String> 
         event_type: claim.event_type,
         created: claim.created_at.timestamp(),
         data: wire::WebhookEventData {
-            purchase: wire::Purchase::from(&purchase),
+            purchase: crate::http::purchases::shown(db, &purchase).await?,
         },
     };
     let rendered = serde_json::to_string(&event).context("rendering the event")?;

@@ -5,6 +5,7 @@ mod crash;
 mod delivery;
 mod events;
 mod replays;
+mod reversals;
 mod safety;
 mod verifier;
 
