@@ -116,25 +116,37 @@ $$ LANGUAGE sql IMMUTABLE;
 -- transaction. Statuses are mapped by name, so `reversed` and `partially_reversed` need no change
 -- here when they are added to the purchases CHECK constraint.
 --
--- Only a change of *settled* status is an event. Work statuses (`creating_invoice`, `granting`,
--- and `reversing`, which a refund or dispute event passes through even when it changes nothing)
--- are skipped when looking back: granted -> reversing -> granted, after a replayed refund event
--- or a dispute that was won, is no event; a purchase retried by an operator that fails again is
--- not a second `purchase.failed`.
-CREATE FUNCTION webhook_previous_settled_status(purchase text, before bigint) RETURNS text AS $$
-    SELECT to_status FROM purchase_transitions
-    WHERE purchase_id = purchase AND id < before
+-- Only a change of *settled* status, or of the credits, is an event. Work statuses
+-- (`creating_invoice`, `granting`, and `reversing`, which a refund or dispute event passes
+-- through even when it changes nothing) are skipped when looking back: granted -> reversing ->
+-- granted after a replayed refund event, or an operator's retry that fails again, is no event.
+-- Returning to the same status is an event when a grant move (0006_reversals.sql) finished since
+-- that status was reached: a second partial refund is news, a replayed one is not.
+CREATE FUNCTION webhook_transition_is_event(purchase text, transition bigint, status text)
+RETURNS boolean AS $$
+DECLARE
+    settled text;
+    settled_at timestamptz;
+BEGIN
+    IF status NOT IN ('granted', 'failed', 'rejected', 'canceled', 'reversed', 'partially_reversed') THEN
+        RETURN false;
+    END IF;
+    SELECT to_status, at INTO settled, settled_at FROM purchase_transitions
+    WHERE purchase_id = purchase AND id < transition
       AND to_status NOT IN ('creating_invoice', 'granting', 'reversing')
-    ORDER BY id DESC LIMIT 1
-$$ LANGUAGE sql STABLE;
+    ORDER BY id DESC LIMIT 1;
+    RETURN settled IS DISTINCT FROM status
+        OR EXISTS (SELECT 1 FROM grant_moves g
+                   WHERE g.purchase_id = purchase AND g.done_at > settled_at);
+END;
+$$ LANGUAGE plpgsql STABLE;
 
 CREATE FUNCTION webhook_messages_for_transition() RETURNS trigger AS $$
 DECLARE
     stem text := webhook_message_stem(NEW.purchase_id) || '_t' || NEW.id || '_';
     paid boolean;
 BEGIN
-    IF NEW.to_status NOT IN ('granted', 'failed', 'rejected', 'canceled', 'reversed', 'partially_reversed')
-       OR webhook_previous_settled_status(NEW.purchase_id, NEW.id) IS NOT DISTINCT FROM NEW.to_status THEN
+    IF NOT webhook_transition_is_event(NEW.purchase_id, NEW.id, NEW.to_status) THEN
         RETURN NULL;
     END IF;
     PERFORM enqueue_webhook_message(stem || NEW.to_status, NEW.purchase_id,

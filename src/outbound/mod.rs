@@ -17,7 +17,8 @@
 //!   is deterministic and a replayed transition, which changes no status, writes nothing. Only a
 //!   change of *settled* status counts: a purchase that passes through a work status
 //!   (`granting`, `reversing`) back to the status it had, say after a replayed refund event or an
-//!   operator's retry that fails again, makes no event.
+//!   operator's retry that fails again, makes no event, unless its credits changed meanwhile (a
+//!   grant move finished: a second partial refund).
 //! - **Fan-out happens at insert.** The trigger adds one `webhook_deliveries` row for every
 //!   endpoint enabled and subscribed at that moment, and stores no message when there is none
 //!   (nothing would ever read it). An endpoint added later does not receive older events; one

@@ -323,8 +323,7 @@ impl World {
         let (without, orphans): (i64, i64) = sqlx::query_as(
             "SELECT
                (SELECT count(*) FROM purchase_transitions t
-                WHERE t.to_status IN ('granted', 'failed', 'rejected', 'canceled')
-                  AND webhook_previous_settled_status(t.purchase_id, t.id) IS DISTINCT FROM t.to_status
+                WHERE webhook_transition_is_event(t.purchase_id, t.id, t.to_status)
                   AND (SELECT count(*) FROM webhook_messages m
                        WHERE m.transition_id = t.id AND m.event_type = 'purchase.' || t.to_status) <> 1),
                (SELECT count(*) FROM webhook_messages m
