@@ -73,6 +73,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(count) => metrics.set_paid_without_credits(count),
         Err(error) => tracing::warn!(%error, "could not count paid purchases without credits"),
     }
+    match db::topups::counts(&state.services.db).await {
+        Ok((active, paused, disabled, failed)) => {
+            metrics.set_topups(active, paused, disabled, failed)
+        }
+        Err(error) => tracing::warn!(%error, "could not count auto top-up rules"),
+    }
     let pool = &services.db;
     let idle = pool.num_idle();
     let max = pool.options().get_max_connections() as usize;

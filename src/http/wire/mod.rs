@@ -5,6 +5,7 @@ mod admin;
 mod credits;
 mod purchase;
 mod reversal;
+mod topup;
 
 pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
@@ -12,6 +13,7 @@ pub use purchase::{
     Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
 };
 pub use reversal::Reversal;
+pub use topup::{AutoTopup, AutoTopupRequest};
 
 use serde::Serialize;
 use utoipa::ToSchema;
