@@ -11,8 +11,25 @@ use serde_json::{Value, json};
 /// the InvoicePayment on the invoice. No events: creditd listens to `invoice.paid` only.
 pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
     let now = st.now();
-    let (pi, ch, inpay) = (new_id("pi_"), new_id("ch_"), new_id("inpay_"));
     let (currency, customer) = (invoice["currency"].clone(), invoice["customer"].clone());
+    let pi = record_intent(st, amount, &currency, &customer);
+    let payment = json!({
+        "id": new_id("inpay_"), "object": "invoice_payment", "amount_paid": amount,
+        "amount_requested": amount, "created": now, "currency": currency,
+        "invoice": invoice["id"], "is_default": true, "livemode": false,
+        "payment": { "type": "payment_intent", "payment_intent": pi },
+        "status": "paid", "status_transitions": { "canceled_at": null, "paid_at": now },
+    });
+    invoice["payments"]["data"] = json!([payment]);
+    invoice["payments"]["total_count"] = json!(1);
+    let stored = st.stored(payment);
+    st.invoice_payments.push(stored);
+}
+
+/// Records a succeeded PaymentIntent of `amount` with its Charge; returns the intent's id.
+pub fn record_intent(st: &mut State, amount: i64, currency: &Value, customer: &Value) -> String {
+    let now = st.now();
+    let (pi, ch) = (new_id("pi_"), new_id("ch_"));
     let charge = json!({
         "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
         "amount_refunded": 0, "captured": true, "created": now, "currency": currency,
@@ -24,22 +41,10 @@ pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
         "created": now, "currency": currency, "customer": customer, "latest_charge": ch,
         "livemode": false, "metadata": {}, "status": "succeeded",
     });
-    let payment = json!({
-        "id": inpay, "object": "invoice_payment", "amount_paid": amount, "amount_requested": amount,
-        "created": now, "currency": currency, "invoice": invoice["id"], "is_default": true,
-        "livemode": false, "payment": { "type": "payment_intent", "payment_intent": pi },
-        "status": "paid", "status_transitions": { "canceled_at": null, "paid_at": now },
-    });
-    invoice["payments"]["data"] = json!([payment]);
-    invoice["payments"]["total_count"] = json!(1);
-    for (list, object) in [(0, charge), (1, intent), (2, payment)] {
-        let stored = st.stored(object);
-        match list {
-            0 => st.charges.push(stored),
-            1 => st.payment_intents.push(stored),
-            _ => st.invoice_payments.push(stored),
-        }
-    }
+    let (charge, intent) = (st.stored(charge), st.stored(intent));
+    st.charges.push(charge);
+    st.payment_intents.push(intent);
+    pi
 }
 
 pub fn retrieve(list: &[Stored], kind: &str, id: &str) -> Result<Value, ApiError> {
