@@ -9,7 +9,8 @@ use super::{AUTOMATIC, FakeStripe};
 use serde_json::{Value, json};
 
 /// How the bank answers when a saved card is charged without the customer present.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CardBehaviour {
     Succeeds,
     /// `card_declined` / `generic_decline`, as Stripe's test card 4000 0000 0000 0002.

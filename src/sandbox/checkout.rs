@@ -154,6 +154,7 @@ fn complete(st: &mut State, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
         .expect("open session")
         .json;
     stored["status"] = json!("complete");
+    stored["url"] = Value::Null; // Stripe shows the URL only while the session is open
     stored["payment_status"] = json!("paid");
     stored["customer"] = json!(customer);
     stored["invoice"] = invoice;
@@ -202,6 +203,7 @@ fn mark_expired(st: &mut State, ctx: &Ctx, id: &str) -> Value {
         .expect("session")
         .json;
     session["status"] = json!("expired");
+    session["url"] = Value::Null;
     let snapshot = session.clone();
     st.emit("checkout.session.expired", &snapshot, ctx);
     snapshot

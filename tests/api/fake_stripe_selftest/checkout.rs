@@ -368,3 +368,21 @@ async fn applied_credits_send_a_balance_transaction_event() {
     );
     assert_eq!(txn["debit"]["amount"]["monetary"]["value"], 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_cards_survive_a_sandbox_restart() {
+    let fake = FakeStripe::start().await;
+    let (c, cus) = (fake.client(), fake.create_customer());
+    let pm = fake.attach_card(&cus, CardBehaviour::Declines);
+    let s = new_session(&c, &cus, &[]).await;
+    let path = std::env::temp_dir().join(format!("{}.json", s["id"].as_str().unwrap()));
+    fake.save_state(&path).unwrap();
+    let again = FakeStripe::start().await;
+    again.load_state(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(again.default_card(&cus), Some(pm));
+    let id = s["id"].as_str().unwrap();
+    assert_eq!(again.complete_checkout(id).unwrap()["status"], "complete");
+    let inv = charge_automatically_invoice(&again, &cus).await;
+    assert_eq!(again.charge_saved_card(&inv).unwrap_err().status, 402);
+}
