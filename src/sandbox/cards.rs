@@ -3,9 +3,9 @@
 //! (stripe-api.md §6 "Charging a saved card without the customer present").
 
 use super::error::ApiError;
-use super::invoices;
 use super::state::{Ctx, State, find_mut, new_id};
 use super::{AUTOMATIC, FakeStripe};
+use super::{invoices, payments};
 use serde_json::{Value, json};
 
 /// How the bank answers when a saved card is charged without the customer present.
@@ -74,32 +74,118 @@ pub fn pay(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value, ApiE
             "This customer has no attached payment source or default payment method.",
         )),
         Some(CardBehaviour::Declines) => {
-            failed_attempt(st, ctx, id, "invoice.payment_failed");
-            Err(ApiError::new(402, "card_error", "Your card was declined.")
+            let error = ApiError::new(402, "card_error", "Your card was declined.")
                 .code("card_declined")
-                .decline_code("generic_decline"))
+                .decline_code("generic_decline");
+            failed_attempt(st, ctx, id, "invoice.payment_failed", &error);
+            Err(error)
         }
         Some(CardBehaviour::RequiresAuthentication) => {
-            failed_attempt(st, ctx, id, "invoice.payment_action_required");
-            Err(ApiError::new(
+            let error = ApiError::new(
                 402,
                 "card_error",
                 "Your card was declined. This transaction requires authentication.",
             )
             .code("authentication_required")
-            .decline_code("authentication_required"))
+            .decline_code("authentication_required");
+            failed_attempt(st, ctx, id, "invoice.payment_action_required", &error);
+            Err(error)
         }
     }
 }
 
-/// The invoice stays open (its hosted page still works) with one more attempt counted.
-fn failed_attempt(st: &mut State, ctx: &Ctx, id: &str, event_type: &str) {
-    let inv = &mut find_mut(&mut st.invoices, id).expect("invoice").json;
+/// The invoice stays open (its hosted page still works) with one more attempt counted; the
+/// attempt's PaymentIntent (listed as an `open` InvoicePayment, reused by later attempts as Stripe
+/// does) keeps the bank's answer in `last_payment_error`.
+fn failed_attempt(st: &mut State, ctx: &Ctx, id: &str, event_type: &str, error: &ApiError) {
+    let mut inv = find_mut(&mut st.invoices, id)
+        .expect("invoice")
+        .json
+        .clone();
     let attempts = inv["attempt_count"].as_i64().unwrap_or(0) + 1;
     inv["attempt_count"] = json!(attempts);
     inv["attempted"] = json!(true);
-    let snapshot = inv.clone();
-    st.emit(event_type, &snapshot, ctx);
+    let customer = inv["customer"].as_str().unwrap_or_default().to_string();
+    let pm = st.customer_objects[&customer]["invoice_settings"]["default_payment_method"].clone();
+    let mut last_error = error.body()["error"].clone();
+    last_error["payment_method"] = json!({ "id": pm, "object": "payment_method", "type": "card" });
+    let status = match error.code.as_deref() {
+        Some("authentication_required") => "requires_action",
+        _ => "requires_payment_method",
+    };
+    let pi = open_intent(st, &mut inv);
+    let intent = &mut find_mut(&mut st.payment_intents, &pi).expect("intent").json;
+    intent["status"] = json!(status);
+    intent["last_payment_error"] = last_error;
+    intent["payment_method"] = pm;
+    find_mut(&mut st.invoices, id).expect("invoice").json = inv.clone();
+    st.emit(event_type, &inv, ctx);
+}
+
+/// The PaymentIntent of the invoice's unpaid attempts, made (with its `open` InvoicePayment) on
+/// the first.
+fn open_intent(st: &mut State, inv: &mut Value) -> String {
+    let open = st
+        .invoice_payments
+        .iter()
+        .find(|p| p.json["invoice"] == inv["id"] && p.json["status"] == "open");
+    if let Some(p) = open {
+        return p.json["payment"]["payment_intent"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    }
+    let (now, pi) = (st.now(), new_id("pi_"));
+    let due = inv["amount_due"].clone();
+    let intent = json!({
+        "id": pi, "object": "payment_intent", "amount": due, "amount_received": 0,
+        "created": now, "currency": inv["currency"], "customer": inv["customer"],
+        "latest_charge": null, "livemode": false, "metadata": {},
+    });
+    let payment = json!({
+        "id": new_id("inpay_"), "object": "invoice_payment", "amount_paid": null,
+        "amount_requested": due, "created": now, "currency": inv["currency"],
+        "invoice": inv["id"], "is_default": true, "livemode": false,
+        "payment": { "type": "payment_intent", "payment_intent": pi },
+        "status": "open", "status_transitions": { "canceled_at": null, "paid_at": null },
+    });
+    inv["payments"]["data"] = json!([payment]);
+    inv["payments"]["total_count"] = json!(1);
+    let (intent, payment) = (st.stored(intent), st.stored(payment));
+    st.payment_intents.push(intent);
+    st.invoice_payments.push(payment);
+    pi
+}
+
+/// A payment after failed attempts completes their PaymentIntent and InvoicePayment (one of each
+/// per invoice, as at Stripe); false when there were none.
+pub fn settle_failed_attempt(st: &mut State, invoice: &mut Value, amount: i64) -> bool {
+    let now = st.now();
+    let Some(payment) = st
+        .invoice_payments
+        .iter_mut()
+        .find(|p| p.json["invoice"] == invoice["id"] && p.json["status"] == "open")
+    else {
+        return false;
+    };
+    payment.json["status"] = json!("paid");
+    payment.json["amount_paid"] = json!(amount);
+    payment.json["status_transitions"]["paid_at"] = json!(now);
+    let payment = payment.json.clone();
+    let pi = payment["payment"]["payment_intent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (currency, customer) = (&invoice["currency"], &invoice["customer"]);
+    let ch = payments::record_charge(st, amount, currency, customer, &pi);
+    let intent = &mut find_mut(&mut st.payment_intents, &pi).expect("intent").json;
+    intent["status"] = json!("succeeded");
+    intent["amount_received"] = json!(amount);
+    intent["latest_charge"] = json!(ch);
+    intent["last_payment_error"] = Value::Null;
+    invoice["payments"]["data"] = json!([payment]);
+    invoice["payments"]["total_count"] = json!(1);
+    true
 }
 
 impl FakeStripe {

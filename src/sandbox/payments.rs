@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 /// Records the PaymentIntent, Charge and InvoicePayment of a card payment of `amount`, and lists
 /// the InvoicePayment on the invoice. No events: creditd listens to `invoice.paid` only.
 pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
+    if super::cards::settle_failed_attempt(st, invoice, amount) {
+        return;
+    }
     let now = st.now();
     let (currency, customer) = (invoice["currency"].clone(), invoice["customer"].clone());
     let pi = record_intent(st, amount, &currency, &customer);
@@ -29,22 +32,36 @@ pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
 /// Records a succeeded PaymentIntent of `amount` with its Charge; returns the intent's id.
 pub fn record_intent(st: &mut State, amount: i64, currency: &Value, customer: &Value) -> String {
     let now = st.now();
-    let (pi, ch) = (new_id("pi_"), new_id("ch_"));
+    let pi = new_id("pi_");
+    let ch = record_charge(st, amount, currency, customer, &pi);
+    let intent = json!({
+        "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
+        "created": now, "currency": currency, "customer": customer, "last_payment_error": null,
+        "latest_charge": ch, "livemode": false, "metadata": {}, "status": "succeeded",
+    });
+    let intent = st.stored(intent);
+    st.payment_intents.push(intent);
+    pi
+}
+
+/// Records the succeeded Charge of PaymentIntent `pi`; returns the charge's id.
+pub fn record_charge(
+    st: &mut State,
+    amount: i64,
+    currency: &Value,
+    customer: &Value,
+    pi: &str,
+) -> String {
+    let ch = new_id("ch_");
     let charge = json!({
         "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
-        "amount_refunded": 0, "captured": true, "created": now, "currency": currency,
+        "amount_refunded": 0, "captured": true, "created": st.now(), "currency": currency,
         "customer": customer, "disputed": false, "livemode": false, "metadata": {}, "paid": true,
         "payment_intent": pi, "refunded": false, "status": "succeeded",
     });
-    let intent = json!({
-        "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
-        "created": now, "currency": currency, "customer": customer, "latest_charge": ch,
-        "livemode": false, "metadata": {}, "status": "succeeded",
-    });
-    let (charge, intent) = (st.stored(charge), st.stored(intent));
+    let charge = st.stored(charge);
     st.charges.push(charge);
-    st.payment_intents.push(intent);
-    pi
+    ch
 }
 
 pub fn retrieve(list: &[Stored], kind: &str, id: &str) -> Result<Value, ApiError> {
@@ -73,7 +90,7 @@ pub fn charge_of_invoice(st: &State, invoice: &str) -> Result<String, ApiError> 
     let pi = st
         .invoice_payments
         .iter()
-        .find(|s| s.json["invoice"] == invoice)
+        .find(|s| s.json["invoice"] == invoice && s.json["status"] == "paid")
         .map(|s| s.json["payment"]["payment_intent"].clone())
         .ok_or_else(|| {
             ApiError::invalid(format!("Invoice {invoice} has no card payment to act on."))

@@ -261,6 +261,26 @@ async fn paying_with_the_saved_card_can_decline_or_need_authentication() {
     assert_eq!(types_since(&fake, before), ["invoice.payment_failed"]);
     assert_eq!(pay(id.clone()).await.status, 402);
     assert_eq!(fake.invoice(&id).unwrap()["attempt_count"], 2);
+    let tried = c
+        .get("/v1/invoice_payments", &[("invoice", id.as_str())])
+        .await
+        .json;
+    assert_eq!(
+        tried["data"].as_array().unwrap().len(),
+        1,
+        "one attempt's intent: {tried}"
+    );
+    assert_eq!(tried["data"][0]["status"], "open");
+    let pi = tried["data"][0]["payment"]["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let intent = c.get(&format!("/v1/payment_intents/{pi}"), &[]).await.json;
+    assert_eq!(intent["status"], "requires_payment_method");
+    assert_eq!(
+        intent["last_payment_error"]["decline_code"],
+        "generic_decline"
+    );
 
     fake.attach_card(&cus, CardBehaviour::RequiresAuthentication);
     let before = fake.events().len();
@@ -273,6 +293,8 @@ async fn paying_with_the_saved_card_can_decline_or_need_authentication() {
     let inv = fake.invoice(&id).unwrap();
     assert_eq!(inv["status"], "open");
     assert!(inv["hosted_invoice_url"].is_string(), "{inv}");
+    let intent = c.get(&format!("/v1/payment_intents/{pi}"), &[]).await.json;
+    assert_eq!(intent["status"], "requires_action");
     assert_eq!(
         types_since(&fake, before),
         ["invoice.payment_action_required"]
@@ -316,6 +338,21 @@ async fn paying_with_the_saved_card_can_decline_or_need_authentication() {
         .await
         .json;
     assert_eq!(payments["data"].as_array().unwrap().len(), 1);
+    assert_eq!(payments["data"][0]["status"], "paid");
+    assert_eq!(
+        payments["data"][0]["payment"]["payment_intent"], pi,
+        "the same intent"
+    );
+    let intent = c.get(&format!("/v1/payment_intents/{pi}"), &[]).await.json;
+    assert_eq!(
+        (&intent["status"], &intent["last_payment_error"]),
+        (&json!("succeeded"), &Value::Null)
+    );
+    let refund = fake.refund_invoice(&id, None).unwrap();
+    assert_eq!(
+        (&refund["payment_intent"], &refund["amount"]),
+        (&json!(pi), &json!(2000))
+    );
 
     let oob = charge_automatically_invoice(&fake, &cus).await;
     fake.remove_default_card(&cus);
