@@ -5,7 +5,7 @@
 use super::error::ApiError;
 use super::state::{Ctx, State, find_mut, new_id};
 use super::{AUTOMATIC, FakeStripe};
-use super::{invoices, payments};
+use super::{card_payments, invoices};
 use serde_json::{Value, json};
 
 /// How the bank answers when a saved card is charged without the customer present.
@@ -113,79 +113,13 @@ fn failed_attempt(st: &mut State, ctx: &Ctx, id: &str, event_type: &str, error: 
         Some("authentication_required") => "requires_action",
         _ => "requires_payment_method",
     };
-    let pi = open_intent(st, &mut inv);
+    let pi = card_payments::open_intent(st, &mut inv);
     let intent = &mut find_mut(&mut st.payment_intents, &pi).expect("intent").json;
     intent["status"] = json!(status);
     intent["last_payment_error"] = last_error;
     intent["payment_method"] = pm;
     find_mut(&mut st.invoices, id).expect("invoice").json = inv.clone();
     st.emit(event_type, &inv, ctx);
-}
-
-/// The PaymentIntent of the invoice's unpaid attempts, made (with its `open` InvoicePayment) on
-/// the first.
-fn open_intent(st: &mut State, inv: &mut Value) -> String {
-    let open = st
-        .invoice_payments
-        .iter()
-        .find(|p| p.json["invoice"] == inv["id"] && p.json["status"] == "open");
-    if let Some(p) = open {
-        return p.json["payment"]["payment_intent"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-    }
-    let (now, pi) = (st.now(), new_id("pi_"));
-    let due = inv["amount_due"].clone();
-    let intent = json!({
-        "id": pi, "object": "payment_intent", "amount": due, "amount_received": 0,
-        "created": now, "currency": inv["currency"], "customer": inv["customer"],
-        "latest_charge": null, "livemode": false, "metadata": {},
-    });
-    let payment = json!({
-        "id": new_id("inpay_"), "object": "invoice_payment", "amount_paid": null,
-        "amount_requested": due, "created": now, "currency": inv["currency"],
-        "invoice": inv["id"], "is_default": true, "livemode": false,
-        "payment": { "type": "payment_intent", "payment_intent": pi },
-        "status": "open", "status_transitions": { "canceled_at": null, "paid_at": null },
-    });
-    inv["payments"]["data"] = json!([payment]);
-    inv["payments"]["total_count"] = json!(1);
-    let (intent, payment) = (st.stored(intent), st.stored(payment));
-    st.payment_intents.push(intent);
-    st.invoice_payments.push(payment);
-    pi
-}
-
-/// A payment after failed attempts completes their PaymentIntent and InvoicePayment (one of each
-/// per invoice, as at Stripe); false when there were none.
-pub fn settle_failed_attempt(st: &mut State, invoice: &mut Value, amount: i64) -> bool {
-    let now = st.now();
-    let Some(payment) = st
-        .invoice_payments
-        .iter_mut()
-        .find(|p| p.json["invoice"] == invoice["id"] && p.json["status"] == "open")
-    else {
-        return false;
-    };
-    payment.json["status"] = json!("paid");
-    payment.json["amount_paid"] = json!(amount);
-    payment.json["status_transitions"]["paid_at"] = json!(now);
-    let payment = payment.json.clone();
-    let pi = payment["payment"]["payment_intent"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let (currency, customer) = (&invoice["currency"], &invoice["customer"]);
-    let ch = payments::record_charge(st, amount, currency, customer, &pi);
-    let intent = &mut find_mut(&mut st.payment_intents, &pi).expect("intent").json;
-    intent["status"] = json!("succeeded");
-    intent["amount_received"] = json!(amount);
-    intent["latest_charge"] = json!(ch);
-    intent["last_payment_error"] = Value::Null;
-    invoice["payments"]["data"] = json!([payment]);
-    invoice["payments"]["total_count"] = json!(1);
-    true
 }
 
 impl FakeStripe {

@@ -5,7 +5,7 @@
 
 use super::error::ApiError;
 use super::state::{Ctx, DAY, State, Stored, created_matches, find, find_mut, list_page, new_id};
-use super::{AUTOMATIC, FakeStripe, cards, customers, invoice_items, invoices, payments};
+use super::{AUTOMATIC, FakeStripe, card_payments, cards, customers, invoice_items, invoices};
 use serde_json::{Value, json};
 
 /// Stripe's bounds on `expires_at`: 30 minutes to 24 hours after creation.
@@ -147,7 +147,7 @@ fn complete(st: &mut State, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
         let pi = invoice["payments"]["data"][0]["payment"]["payment_intent"].clone();
         (invoice["id"].clone(), pi)
     } else {
-        let pi = payments::record_intent(st, amount, &json!(currency), &json!(customer));
+        let pi = card_payments::record_intent(st, amount, &json!(currency), &json!(customer));
         (Value::Null, json!(pi))
     };
     let stored = &mut find_mut(&mut st.checkout_sessions, id)

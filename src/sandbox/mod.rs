@@ -8,6 +8,7 @@
 
 mod amounts;
 mod balances;
+mod card_payments;
 mod cards;
 mod checkout;
 pub mod cli;

@@ -1,4 +1,4 @@
-//! Card payments behind paid invoices, and what can happen to them afterwards (stripe-api.md §6).
+//! Payments behind paid invoices and what can happen to them afterwards: lists, refunds, credit notes, disputes (stripe-api.md §6).
 //! Since API 2025-03-31 an invoice links to its payment through an InvoicePayment
 //! (`GET /v1/invoice_payments?invoice=`), whose PaymentIntent has a Charge; refunds and disputes
 //! act on that Charge. Stripe does nothing to billing credits when either happens.
@@ -6,63 +6,6 @@
 use super::error::ApiError;
 use super::state::{Ctx, State, Stored, find, find_mut, list_page, new_id};
 use serde_json::{Value, json};
-
-/// Records the PaymentIntent, Charge and InvoicePayment of a card payment of `amount`, and lists
-/// the InvoicePayment on the invoice. No events: creditd listens to `invoice.paid` only.
-pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
-    if super::cards::settle_failed_attempt(st, invoice, amount) {
-        return;
-    }
-    let now = st.now();
-    let (currency, customer) = (invoice["currency"].clone(), invoice["customer"].clone());
-    let pi = record_intent(st, amount, &currency, &customer);
-    let payment = json!({
-        "id": new_id("inpay_"), "object": "invoice_payment", "amount_paid": amount,
-        "amount_requested": amount, "created": now, "currency": currency,
-        "invoice": invoice["id"], "is_default": true, "livemode": false,
-        "payment": { "type": "payment_intent", "payment_intent": pi },
-        "status": "paid", "status_transitions": { "canceled_at": null, "paid_at": now },
-    });
-    invoice["payments"]["data"] = json!([payment]);
-    invoice["payments"]["total_count"] = json!(1);
-    let stored = st.stored(payment);
-    st.invoice_payments.push(stored);
-}
-
-/// Records a succeeded PaymentIntent of `amount` with its Charge; returns the intent's id.
-pub fn record_intent(st: &mut State, amount: i64, currency: &Value, customer: &Value) -> String {
-    let now = st.now();
-    let pi = new_id("pi_");
-    let ch = record_charge(st, amount, currency, customer, &pi);
-    let intent = json!({
-        "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
-        "created": now, "currency": currency, "customer": customer, "last_payment_error": null,
-        "latest_charge": ch, "livemode": false, "metadata": {}, "status": "succeeded",
-    });
-    let intent = st.stored(intent);
-    st.payment_intents.push(intent);
-    pi
-}
-
-/// Records the succeeded Charge of PaymentIntent `pi`; returns the charge's id.
-pub fn record_charge(
-    st: &mut State,
-    amount: i64,
-    currency: &Value,
-    customer: &Value,
-    pi: &str,
-) -> String {
-    let ch = new_id("ch_");
-    let charge = json!({
-        "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
-        "amount_refunded": 0, "captured": true, "created": st.now(), "currency": currency,
-        "customer": customer, "disputed": false, "livemode": false, "metadata": {}, "paid": true,
-        "payment_intent": pi, "refunded": false, "status": "succeeded",
-    });
-    let charge = st.stored(charge);
-    st.charges.push(charge);
-    ch
-}
 
 pub fn retrieve(list: &[Stored], kind: &str, id: &str) -> Result<Value, ApiError> {
     find(list, id)
