@@ -121,10 +121,10 @@ fn open_session(st: &mut State, id: &str) -> Result<Value, ApiError> {
     match session["status"].as_str() {
         Some("open") => Ok(session),
         status => Err(ApiError::invalid(format!(
-            "This Checkout Session is no longer open (it is {}).",
+            "Only Checkout Sessions with a status in [\"open\"] can be completed or expired; \
+             this one is {}.",
             status.unwrap_or("?")
-        ))
-        .code("checkout_session_not_open")),
+        ))),
     }
 }
 

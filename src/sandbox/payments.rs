@@ -1,4 +1,5 @@
-//! Payments behind paid invoices and what can happen to them afterwards: lists, refunds, credit notes, disputes (stripe-api.md §6).
+//! Payments behind paid invoices and what can happen to them afterwards: lists, refunds, credit
+//! notes, disputes (stripe-api.md §6).
 //! Since API 2025-03-31 an invoice links to its payment through an InvoicePayment
 //! (`GET /v1/invoice_payments?invoice=`), whose PaymentIntent has a Charge; refunds and disputes
 //! act on that Charge. Stripe does nothing to billing credits when either happens.
