@@ -11,16 +11,25 @@ use super::request::FieldError;
 /// Stripe's limit on Checkout URLs.
 const MAX_URL_LENGTH: usize = 2048;
 
+// A plain struct, not an internally tagged enum: serde buffers a tagged enum's content, so errors
+// inside a variant would lose their path.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
-enum FundingRequest {
-    Invoice {},
-    Checkout {
-        success_url: String,
-        cancel_url: String,
-        #[serde(default)]
-        save_payment_method: bool,
-    },
+#[serde(deny_unknown_fields)]
+struct FundingRequest {
+    method: Method,
+    #[serde(default)]
+    success_url: Option<String>,
+    #[serde(default)]
+    cancel_url: Option<String>,
+    #[serde(default)]
+    save_payment_method: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Method {
+    Invoice,
+    Checkout,
 }
 
 /// Parses `funding`; `Ok(None)` means an invoice creditd creates (the default).
@@ -37,19 +46,34 @@ pub fn parse(value: &Value) -> Result<Option<CheckoutFunding>, FieldError> {
             message: error.into_inner().to_string(),
         }
     })?;
-    match parsed {
-        FundingRequest::Invoice {} => Ok(None),
-        FundingRequest::Checkout {
-            success_url,
-            cancel_url,
-            save_payment_method,
-        } => {
+    let checkout_only = [
+        ("success_url", parsed.success_url.is_some()),
+        ("cancel_url", parsed.cancel_url.is_some()),
+        ("save_payment_method", parsed.save_payment_method.is_some()),
+    ];
+    match parsed.method {
+        Method::Invoice => match checkout_only.iter().find(|(_, given)| *given) {
+            Some((name, _)) => Err(FieldError {
+                field: format!("funding.{name}"),
+                message: "applies only to method 'checkout'".into(),
+            }),
+            None => Ok(None),
+        },
+        Method::Checkout => {
+            let required = |url: Option<String>, field: &str| {
+                url.ok_or_else(|| FieldError {
+                    field: field.into(),
+                    message: "is required for method 'checkout'".into(),
+                })
+            };
+            let success_url = required(parsed.success_url, "funding.success_url")?;
+            let cancel_url = required(parsed.cancel_url, "funding.cancel_url")?;
             check_url(&success_url, "funding.success_url")?;
             check_url(&cancel_url, "funding.cancel_url")?;
             Ok(Some(CheckoutFunding {
                 success_url,
                 cancel_url,
-                save_payment_method,
+                save_payment_method: parsed.save_payment_method.unwrap_or(false),
             }))
         }
     }
@@ -83,7 +107,7 @@ mod tests {
         let field = |v: Value| parse(&v).unwrap_err().field;
         assert_eq!(
             field(json!({"method": "checkout", "success_url": "https://a.example"})),
-            "funding"
+            "funding.cancel_url"
         );
         assert_eq!(
             field(
@@ -98,7 +122,14 @@ mod tests {
             ),
             "funding.save_payment_method"
         );
-        assert_eq!(field(json!({"method": "wire"})), "funding");
-        assert_eq!(field(json!({"method": "invoice", "extra": 1})), "funding");
+        assert_eq!(field(json!({"method": "wire"})), "funding.method");
+        assert_eq!(
+            field(json!({"method": "invoice", "success_url": "https://a.example"})),
+            "funding.success_url"
+        );
+        assert_eq!(
+            field(json!({"method": "invoice", "extra": 1})),
+            "funding.extra"
+        );
     }
 }

@@ -56,7 +56,10 @@ async fn a_checkout_purchase_gets_one_session_with_the_right_parameters_and_one_
     app.drain().await;
     let shown = app.get_purchase(id).await;
     assert_eq!(shown["status"], "granted", "{shown}");
-    assert!(shown["invoice_id"].is_string(), "the invoice Stripe created: {shown}");
+    assert!(
+        shown["invoice_id"].is_string(),
+        "the invoice Stripe created: {shown}"
+    );
     let grants = app.stripe.grants_for(&customer);
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0]["amount"]["monetary"]["value"], 5000);
@@ -99,7 +102,11 @@ async fn checkout_funding_is_refused_with_an_invoice_and_needs_web_urls() {
     let (status, error) = app.post_purchase(&body, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["error"]["field"], "funding", "{error}");
-    assert!(app.stripe.requests_to("POST", "/v1/checkout/sessions").is_empty());
+    assert!(
+        app.stripe
+            .requests_to("POST", "/v1/checkout/sessions")
+            .is_empty()
+    );
 }
 
 /// Killed after Stripe created the session but before creditd stored it, with the key forgotten:
@@ -120,7 +127,10 @@ async fn a_kill_before_the_session_is_stored_resumes_without_a_second_session() 
     let in_flight = tokio::spawn(request);
     pause.reached().await;
     first.kill().await;
-    assert!(in_flight.await.unwrap().is_err(), "the client saw the crash");
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the client saw the crash"
+    );
     stripe.forget_idempotency_keys();
     pause.release();
 

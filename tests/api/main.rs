@@ -30,7 +30,7 @@ mod sandbox_demo;
 mod sdk_fidelity;
 mod settings;
 mod settlement;
-mod topups;
 mod slow_clients;
+mod topups;
 mod webhooks;
 mod worker_panics;

@@ -33,7 +33,8 @@ async fn settle(app: &TestApp) {
 
 async fn put_rule(app: &TestApp, customer: &str, rule: Value) -> (StatusCode, Value) {
     let path = format!("/v1/customers/{customer}/auto_topup");
-    app.api(Method::PUT, &path, Some(&rule), Some(API_TOKEN)).await
+    app.api(Method::PUT, &path, Some(&rule), Some(API_TOKEN))
+        .await
 }
 
 async fn get_rule(app: &TestApp, customer: &str) -> Value {
@@ -52,20 +53,20 @@ fn rule(extra: Value) -> Value {
 }
 
 async fn topups(app: &TestApp, customer: &str) -> Vec<(String, String)> {
-    sqlx::query_as(
-        "SELECT id, status FROM purchases WHERE topup_customer = $1 ORDER BY created_at",
-    )
-    .bind(customer)
-    .fetch_all(&app.db)
-    .await
-    .unwrap()
+    sqlx::query_as("SELECT id, status FROM purchases WHERE topup_customer = $1 ORDER BY created_at")
+        .bind(customer)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
 }
 
 async fn available(app: &TestApp, customer: &str) -> i64 {
     let path = format!("/v1/customers/{customer}/credit_balance");
     let (status, body) = app.api(Method::GET, &path, None, Some(API_TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    body["balances"][0]["available"]["value"].as_i64().unwrap_or(0)
+    body["balances"][0]["available"]["value"]
+        .as_i64()
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -75,7 +76,10 @@ async fn a_balance_below_the_threshold_buys_exactly_one_top_up_and_no_more_once_
     let (status, shown) = put_rule(&app, &customer, rule(json!({}))).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     settle(&app).await;
-    assert!(topups(&app, &customer).await.is_empty(), "5000 is above 2000");
+    assert!(
+        topups(&app, &customer).await.is_empty(),
+        "5000 is above 2000"
+    );
     assert_eq!(get_rule(&app, &customer).await["last_balance"], 5000);
 
     app.stripe.use_credits(&customer, 3500, "usd").unwrap();
@@ -100,9 +104,17 @@ async fn a_balance_below_the_threshold_buys_exactly_one_top_up_and_no_more_once_
     );
     app.stripe.use_credits(&customer, 100, "usd").unwrap();
     settle(&app).await;
-    assert_eq!(topups(&app, &customer).await.len(), 1, "above the threshold again");
+    assert_eq!(
+        topups(&app, &customer).await.len(),
+        1,
+        "above the threshold again"
+    );
     let shown = get_rule(&app, &customer).await;
-    assert_eq!(shown["recent_topups"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(
+        shown["recent_topups"].as_array().unwrap().len(),
+        1,
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +134,10 @@ async fn ten_concurrent_triggers_for_one_crossing_make_one_top_up() {
     });
     futures::future::join_all(triggers).await;
     // And the creating statement itself, ten times at once, as ten replicas' checks would run it.
-    let rule_row = creditd::db::topups::find(&app.db, &customer).await.unwrap().unwrap();
+    let rule_row = creditd::db::topups::find(&app.db, &customer)
+        .await
+        .unwrap()
+        .unwrap();
     let credit = rule_row.credit.0.clone();
     let creates = (0..10).map(|_| {
         let id = creditd::ids::PurchaseId::generate();
@@ -177,7 +192,10 @@ async fn a_card_declined_three_times_pauses_the_rule() {
         settle(&app).await;
         let made = topups(&app, &customer).await;
         assert_eq!(made.len(), round, "{made:?}");
-        assert!(made.iter().all(|(_, status)| status == "failed"), "{made:?}");
+        assert!(
+            made.iter().all(|(_, status)| status == "failed"),
+            "{made:?}"
+        );
         // The next check comes from the sweep; here, at once.
         sqlx::query("UPDATE auto_topup_rules SET check_due_at = now() WHERE customer = $1")
             .bind(&customer)
@@ -202,7 +220,11 @@ async fn a_card_declined_three_times_pauses_the_rule() {
         failed["last_error"].as_str().unwrap().contains("declined"),
         "{failed}"
     );
-    assert!(app.metrics().await.contains("creditd_auto_topup_rules{state=\"paused\"} 1"));
+    assert!(
+        app.metrics()
+            .await
+            .contains("creditd_auto_topup_rules{state=\"paused\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -244,6 +266,7 @@ async fn top_up_to_buys_what_brings_the_balance_to_the_target() {
 async fn a_rule_needs_a_saved_card_and_a_card_removed_later_fails_the_top_up() {
     let app = TestApp::spawn_without_workers().await;
     let bare = app.stripe.create_customer();
+    app.stripe.remove_default_card(&bare);
     let (status, error) = put_rule(&app, &bare, rule(json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["error"]["field"], "customer", "{error}");
@@ -267,8 +290,14 @@ async fn a_bad_rule_is_refused_with_its_field_and_changes_nothing() {
     let before = app.snapshot().await;
     for (body, field) in [
         (rule(json!({"top_up_to": 9000})), "amount"),
-        (rule(json!({"credit": {"priority": 500}})), "credit.priority"),
-        (rule(json!({"max_amount_per_month": 1})), "max_amount_per_month"),
+        (
+            rule(json!({"credit": {"priority": 500}})),
+            "credit.priority",
+        ),
+        (
+            rule(json!({"max_amount_per_month": 1})),
+            "max_amount_per_month",
+        ),
     ] {
         let (status, error) = put_rule(&app, &customer, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
