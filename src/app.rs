@@ -60,6 +60,8 @@ impl Application {
                 max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
                 unknown_outcome_settle: Duration::from_secs(config.unknown_outcome_settle_secs),
                 reversal: config.reversal_policy,
+                topup_sweep: Duration::from_secs(config.auto_topup_sweep_secs),
+                topup_cooldown: Duration::from_secs(config.auto_topup_cooldown_secs),
             },
             livemode: config.stripe.livemode(),
             wake: Arc::new(Notify::new()),

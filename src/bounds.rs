@@ -156,6 +156,16 @@ pub fn serve(config: &ServeConfig) -> Result<(), String> {
     )?;
     within("SWEEPER_BATCH", config.sweeper_batch, 1..=1000)?;
     within(
+        "AUTO_TOPUP_SWEEP_SECS",
+        config.auto_topup_sweep_secs,
+        10..=86_400,
+    )?;
+    within(
+        "AUTO_TOPUP_COOLDOWN_SECS",
+        config.auto_topup_cooldown_secs,
+        0..=2_678_400,
+    )?;
+    within(
         "HTTP_HEADER_READ_TIMEOUT_MS",
         config.http_header_read_timeout_ms,
         100..=60_000,

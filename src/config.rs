@@ -179,6 +179,13 @@ pub struct ServeConfig {
     /// reports it but leaves the grants alone.
     #[arg(long, env = "REVERSAL_POLICY", value_enum, default_value = "reverse")]
     pub reversal_policy: crate::reversal::ReversalPolicy,
+    /// How often every auto top-up rule's balance is checked when no debit event asked for it, in
+    /// seconds (one balance read per rule, behind grants in the Stripe rate budget).
+    #[arg(long, env = "AUTO_TOPUP_SWEEP_SECS", default_value_t = 300)]
+    pub auto_topup_sweep_secs: u64,
+    /// The least time between two top-ups of one rule, in seconds.
+    #[arg(long, env = "AUTO_TOPUP_COOLDOWN_SECS", default_value_t = 300)]
+    pub auto_topup_cooldown_secs: u64,
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,

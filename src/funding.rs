@@ -32,6 +32,10 @@ use crate::stripe::types::{Invoice, InvoiceItem};
 /// Moves a `creating_invoice` purchase as far as it can go: to `awaiting_payment` once the invoice
 /// is open, or further when Stripe already shows it paid or voided.
 pub async fn advance(services: &Services, purchase: &Purchase, owner: &str) -> AttemptResult {
+    let checkout = purchase.funding.as_ref().and_then(|f| f.0.checkout.clone());
+    if let Some(checkout) = checkout {
+        return crate::checkout::advance(services, purchase, owner, &checkout).await;
+    }
     let attempt = Attempt {
         services,
         purchase,
@@ -56,6 +60,18 @@ pub async fn advance(services: &Services, purchase: &Purchase, owner: &str) -> A
     };
     let invoice = if invoice.status.as_deref() == Some("draft") {
         match fill_and_finalize(&attempt, &invoice).await? {
+            Step::Done(invoice) => *invoice,
+            Step::Ended(outcome) => return Ok(outcome),
+        }
+    } else {
+        invoice
+    };
+    let pays_now = purchase
+        .funding
+        .as_ref()
+        .is_some_and(|f| f.0.pay_off_session);
+    let invoice = if pays_now && invoice.status.as_deref() == Some("open") {
+        match charge_saved_card(&attempt, &invoice).await? {
             Step::Done(invoice) => *invoice,
             Step::Ended(outcome) => return Ok(outcome),
         }
@@ -179,6 +195,44 @@ async fn fill_and_finalize(attempt: &Attempt<'_>, invoice: &Invoice) -> anyhow::
         StepKind::OnKnownInvoice,
     )
     .await
+}
+
+/// A top-up's open invoice is charged to the saved card now (`off_session`). A decline, or a bank
+/// that wants the customer to authenticate, ends the top-up `failed` with Stripe's reason (and the
+/// hosted page where the customer can still pay); the invoice stays open, and paying it later
+/// still grants. The key is derived from the purchase: after a crash, the retrieved invoice shows
+/// the payment, or the retry replays Stripe's first answer.
+async fn charge_saved_card(attempt: &Attempt<'_>, invoice: &Invoice) -> anyhow::Result<Step> {
+    let purchase = attempt.purchase;
+    let generation = purchase.funding_key_generation;
+    let request = requests::pay_off_session(purchase, &invoice.id, generation);
+    let error = match attempt.call::<Invoice>(request).await? {
+        Ok(paid) => return Ok(Step::Done(Box::new(paid))),
+        Err(error) => error,
+    };
+    let StripeError::Api {
+        status: 402,
+        code,
+        message,
+        ..
+    } = &error
+    else {
+        return finish_step(attempt, Err(error), StepKind::OnKnownInvoice).await;
+    };
+    let url = invoice.hosted_invoice_url.as_deref();
+    let reason = match (code.as_deref(), url) {
+        (Some("authentication_required"), Some(url)) => format!(
+            "the customer's bank asks them to authenticate the payment; they can pay at {url}"
+        ),
+        _ => format!("the saved card was declined: {message}"),
+    };
+    let (db, id, owner) = (&attempt.services.db, &purchase.id, attempt.owner);
+    if !db::topups::note_hosted_url(db, id, owner, url).await? {
+        return Ok(Step::Ended(AttemptOutcome::LeaseLost));
+    }
+    Ok(Step::Ended(
+        attempt.finish(PurchaseStatus::Failed, reason, None).await?,
+    ))
 }
 
 /// Which funding write a step made.

@@ -20,6 +20,13 @@ pub async fn ingest(
         } else {
             services.recorder.record(event, raw, source).await?
         };
+    if recorded.new
+        && event.event_type == "billing.credit_balance_transaction.created"
+        && let Some(grant) = &event.data.object.credit_grant
+        && crate::db::topups::check_now_for_grant(&services.db, grant, &event.id).await? > 0
+    {
+        services.wake.notify_one();
+    }
     if matches!(
         recorded.outcome,
         Some(Outcome::Scheduled | Outcome::Linking | Outcome::Noted)

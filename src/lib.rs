@@ -12,6 +12,8 @@ pub mod app;
 pub mod attempt;
 /// The range of every numeric setting.
 pub mod bounds;
+/// Funding a purchase through a Stripe Checkout Session.
+pub mod checkout;
 /// Every setting, from environment or flags.
 pub mod config;
 /// All SQL.
@@ -55,5 +57,7 @@ pub mod services;
 pub mod stripe;
 /// Logging setup.
 pub mod telemetry;
+/// Automatic top-ups: a rule per customer, checked on debits and by a sweep.
+pub mod topup;
 /// Claiming and running due work.
 pub mod worker;

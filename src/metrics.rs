@@ -34,6 +34,9 @@ struct Inner {
     catch_up: Family<Labels, Counter>,
     grant_moves: Family<Labels, Counter>,
     reversal_shortfall: Counter,
+    topups_created: Counter,
+    auto_topup_rules: Family<Labels, Gauge>,
+    topups_failed_recently: Gauge,
     outbound: crate::outbound::metrics::OutboundMetrics,
 }
 
@@ -146,6 +149,24 @@ impl Metrics {
             "Credits that were refunded or disputed but already used, so could not be taken back",
             reversal_shortfall.clone(),
         );
+        let topups_created = Counter::default();
+        registry.register(
+            "topups_created",
+            "Automatic top-up purchases created",
+            topups_created.clone(),
+        );
+        let auto_topup_rules = Family::<Labels, Gauge>::default();
+        registry.register(
+            "auto_topup_rules",
+            "Auto top-up rules by state: active, paused (after failed top-ups), disabled",
+            auto_topup_rules.clone(),
+        );
+        let topups_failed_recently = Gauge::default();
+        registry.register(
+            "topups_failed_last_day",
+            "Automatic top-ups that ended failed (declined, authentication required, no card) in the last 24 hours",
+            topups_failed_recently.clone(),
+        );
         let outbound = crate::outbound::metrics::OutboundMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
@@ -166,6 +187,9 @@ impl Metrics {
                 catch_up,
                 grant_moves,
                 reversal_shortfall,
+                topups_created,
+                auto_topup_rules,
+                topups_failed_recently,
                 outbound,
             }),
         }
@@ -177,6 +201,26 @@ impl Metrics {
             ("reason", reason.to_owned()),
         ];
         self.inner.webhooks.get_or_create(&labels).inc();
+    }
+
+    pub fn topup_created(&self) {
+        self.inner.topups_created.inc();
+    }
+
+    /// Rules by state and failed top-ups of the last day, read from the database at scrape time.
+    pub fn set_topups(&self, active: i64, paused: i64, disabled: i64, failed_last_day: i64) {
+        for (state, count) in [
+            ("active", active),
+            ("paused", paused),
+            ("disabled", disabled),
+        ] {
+            let labels = vec![("state", state.to_owned())];
+            self.inner
+                .auto_topup_rules
+                .get_or_create(&labels)
+                .set(count);
+        }
+        self.inner.topups_failed_recently.set(failed_last_day);
     }
 
     /// A grant move planned: `direction` take or restore, `policy` reverse, record_only or at_grant.

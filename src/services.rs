@@ -36,6 +36,10 @@ pub struct RetryPolicy {
     pub unknown_outcome_settle: Duration,
     /// What a refund or dispute does to the credits.
     pub reversal: crate::reversal::ReversalPolicy,
+    /// How often every auto top-up rule's balance is checked without a debit event.
+    pub topup_sweep: Duration,
+    /// The least time between two top-ups of one rule.
+    pub topup_cooldown: Duration,
 }
 
 impl RetryPolicy {
@@ -64,6 +68,8 @@ mod tests {
             max_delay: Duration::from_secs(10),
             unknown_outcome_settle: Duration::from_secs(60),
             reversal: crate::reversal::ReversalPolicy::Reverse,
+            topup_sweep: Duration::from_secs(300),
+            topup_cooldown: Duration::from_secs(300),
         };
         let first = policy.delay_after(1);
         assert!(first >= Duration::from_millis(1500) && first <= Duration::from_secs(2));

@@ -58,11 +58,11 @@ pub async fn run_with<F, Fut>(
                 }
                 continue;
             }
-            Ok(_) => match crate::reversal::resolve::resolve_due(&services).await {
-                Ok(resolved) if !resolved.is_empty() => continue,
-                Ok(_) => {}
+            Ok(_) => match idle_work(&services).await {
+                Ok(true) => continue,
+                Ok(false) => {}
                 Err(error) => {
-                    tracing::error!(worker = %owner, error = format!("{error:#}"), "could not resolve refund or dispute events")
+                    tracing::error!(worker = %owner, error = format!("{error:#}"), "could not resolve refund events or check auto top-ups")
                 }
             },
             Err(error) => tracing::error!(worker = %owner, %error, "could not claim work"),
@@ -74,6 +74,17 @@ pub async fn run_with<F, Fut>(
         }
     }
     tracing::info!(worker = %owner, "worker stopped");
+}
+
+/// What a worker does when no purchase is due: resolve refund and dispute events about payments no
+/// purchase had linked, and check auto top-up rules that are due. True if it did anything.
+async fn idle_work(services: &Services) -> anyhow::Result<bool> {
+    let resolved = crate::reversal::resolve::resolve_due(services).await?;
+    let checked = crate::topup::check_due(services).await?;
+    let progressed = checked
+        .iter()
+        .any(|c| !matches!(c, crate::topup::Checked::Later { .. }));
+    Ok(!resolved.is_empty() || progressed)
 }
 
 /// Runs one claimed purchase through the step its status calls for.
@@ -111,10 +122,7 @@ pub async fn drain(services: &Services, owner: &str) -> anyhow::Result<Vec<Attem
     loop {
         let claimed = db::work::claim_due(&services.db, owner, services.policy.lease, 1).await?;
         if claimed.is_empty() {
-            if crate::reversal::resolve::resolve_due(services)
-                .await?
-                .is_empty()
-            {
+            if !idle_work(services).await? {
                 return Ok(outcomes);
             }
             continue;

@@ -40,6 +40,8 @@ pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
             unknown_outcome_settle: Duration::from_secs(60),
             // The CLI records events only; workers (in the server) move credits.
             reversal: crate::reversal::ReversalPolicy::Reverse,
+            topup_sweep: Duration::from_secs(300),
+            topup_cooldown: Duration::from_secs(300),
         },
         livemode: config.stripe.livemode(),
         wake: Arc::new(Notify::new()),

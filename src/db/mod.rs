@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod calls;
+pub mod checkout;
 pub mod events;
 pub mod leases;
 pub mod lifecycle;
@@ -11,6 +12,7 @@ pub mod recorder;
 pub mod retention;
 pub mod reversals;
 pub mod status_counts;
+pub mod topups;
 pub mod unknown_writes;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;

@@ -77,6 +77,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(age) => metrics.outbound().set_oldest_undelivered(age),
         Err(error) => tracing::warn!(%error, "could not read the oldest undelivered webhook"),
     }
+    match db::topups::counts(&state.services.db).await {
+        Ok((active, paused, disabled, failed)) => {
+            metrics.set_topups(active, paused, disabled, failed)
+        }
+        Err(error) => tracing::warn!(%error, "could not count auto top-up rules"),
+    }
     let pool = &services.db;
     let idle = pool.num_idle();
     let max = pool.options().get_max_connections() as usize;

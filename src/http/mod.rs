@@ -8,6 +8,7 @@ pub mod outbound;
 pub mod outbound_messages;
 pub mod purchases;
 pub mod server;
+pub mod topups;
 pub mod webhooks;
 pub mod wire;
 
@@ -40,6 +41,7 @@ const API_BODY_LIMIT: usize = 64 * 1024;
     tags(
         (name = "purchases", description = "Credit purchases (bearer API_TOKEN)"),
         (name = "credits", description = "Customers' credit balances and transactions (bearer API_TOKEN)"),
+        (name = "auto_topup", description = "Automatic top-ups: a rule per customer (bearer API_TOKEN)"),
         (name = "webhooks", description = "Stripe's webhook endpoint (signed)"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "admin", description = "Operator tools: re-sync, replay, views, retries, outbound webhook endpoints and messages (bearer ADMIN_TOKEN)"),
@@ -75,6 +77,7 @@ fn documented(
     let v1 = OpenApiRouter::new()
         .merge(purchases::router())
         .merge(credits::router())
+        .merge(topups::router())
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .route_layer(from_fn_with_state(api_token, auth::require_bearer));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

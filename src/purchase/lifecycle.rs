@@ -47,7 +47,8 @@ use super::PurchaseStatus;
 pub enum Happening {
     /// `invoice.paid` (card, bank, customer balance or out of band): asks for a grant.
     Paid,
-    /// `invoice.voided`, or creditd's own cancel after it voided the invoice: asks to cancel.
+    /// `invoice.voided`, `checkout.session.expired` (the payment page closed unpaid), or
+    /// creditd's own cancel after it voided the invoice: asks to cancel.
     Voided,
     /// `invoice.marked_uncollectible`: only noted; the invoice can still be paid.
     MarkedUncollectible,
@@ -81,7 +82,7 @@ impl Happening {
     pub fn for_event_type(event_type: &str) -> Option<Happening> {
         match event_type {
             "invoice.paid" => Some(Happening::Paid),
-            "invoice.voided" => Some(Happening::Voided),
+            "invoice.voided" | "checkout.session.expired" => Some(Happening::Voided),
             "invoice.marked_uncollectible" => Some(Happening::MarkedUncollectible),
             other if Self::PAYMENT_REVERSAL_EVENTS.contains(&other) => {
                 Some(Happening::PaymentReversal)

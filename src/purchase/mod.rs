@@ -1,5 +1,6 @@
 //! A credit purchase: what the customer pays, the grant it buys, and the states it moves through.
 
+pub mod checkout_request;
 pub mod lifecycle;
 pub mod request;
 
@@ -143,12 +144,29 @@ impl CreditSpec {
     }
 }
 
-/// How creditd collects payment when it creates the invoice itself.
+/// How creditd collects payment when it funds the purchase itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Funding {
     pub collection_method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days_until_due: Option<i64>,
+    /// Funded through a Checkout Session instead of an invoice creditd creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<CheckoutFunding>,
+    /// An automatic top-up: once finalized, the invoice is charged to the saved card at once
+    /// (`POST /v1/invoices/{id}/pay`, `off_session`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pay_off_session: bool,
+}
+
+/// The hosted payment page a Checkout purchase sends the customer to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutFunding {
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Save the card for later automatic top-ups (`setup_future_usage=off_session`).
+    #[serde(default)]
+    pub save_payment_method: bool,
 }
 
 /// What settled a purchase's invoice, as Stripe showed it when creditd granted.
@@ -204,6 +222,10 @@ pub struct Purchase {
     pub current_grant_value: Option<i64>,
     pub grant_value: Option<i64>,
     pub reversal_sync_due: bool,
+    pub checkout_session_id: Option<String>,
+    pub checkout_url: Option<String>,
+    pub topup_customer: Option<String>,
+    pub topup_trigger: Option<sqlx::types::Json<serde_json::Value>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

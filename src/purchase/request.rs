@@ -20,6 +20,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "metadata",
     "collection_method",
     "days_until_due",
+    "funding",
 ];
 const CREDIT_FIELDS: &[&str] = &[
     "value",
@@ -349,9 +350,21 @@ fn applicability(value: Option<&Value>) -> Result<Applicability, FieldError> {
 fn funding(object: &Map<String, Value>, has_invoice: bool) -> Result<Option<Funding>, FieldError> {
     let method = optional_string(object.get("collection_method"), "collection_method", 30)?;
     let days = integer(object.get("days_until_due"), "days_until_due")?;
+    let checkout = match object.get("funding") {
+        None | Some(Value::Null) => None,
+        Some(value) => super::checkout_request::parse(value)?,
+    };
+    if checkout.is_some() && (method.is_some() || days.is_some()) {
+        return Err(invalid(
+            "funding",
+            "checkout funding takes no collection_method or days_until_due",
+        ));
+    }
     if has_invoice {
-        if method.is_some() || days.is_some() {
-            let field = if method.is_some() {
+        if method.is_some() || days.is_some() || checkout.is_some() {
+            let field = if checkout.is_some() {
+                "funding"
+            } else if method.is_some() {
                 "collection_method"
             } else {
                 "days_until_due"
@@ -389,6 +402,8 @@ fn funding(object: &Map<String, Value>, has_invoice: bool) -> Result<Option<Fund
     Ok(Some(Funding {
         collection_method,
         days_until_due: days,
+        checkout,
+        pay_off_session: false,
     }))
 }
 

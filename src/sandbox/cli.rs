@@ -71,6 +71,19 @@ enum Action {
         #[arg(long, default_value = "usd")]
         currency: String,
     },
+    /// Save a card as the customer's default payment method: succeeds, declines or
+    /// requires_authentication.
+    Card {
+        customer: String,
+        #[arg(default_value = "succeeds")]
+        behaviour: String,
+    },
+    /// Remove the customer's default payment method.
+    RemoveCard { customer: String },
+    /// The customer pays a Checkout Session (cs_...).
+    CheckoutComplete { session: String },
+    /// Stripe expires an open Checkout Session now.
+    CheckoutExpire { session: String },
     /// Set the customer's balance (negative = credit applied to its next invoice).
     Balance {
         customer: String,
@@ -144,6 +157,25 @@ impl Action {
                 format!("customers/{customer}/use_credits"),
                 json!({ "amount": amount, "currency": currency }),
             ),
+            Action::Card {
+                customer,
+                behaviour,
+            } => (
+                post,
+                format!("customers/{customer}/card"),
+                json!({ "behaviour": behaviour }),
+            ),
+            Action::RemoveCard { customer } => (
+                reqwest::Method::DELETE,
+                format!("customers/{customer}/card"),
+                json!({}),
+            ),
+            Action::CheckoutComplete { session } => {
+                (post, format!("checkout/{session}/complete"), json!({}))
+            }
+            Action::CheckoutExpire { session } => {
+                (post, format!("checkout/{session}/expire"), json!({}))
+            }
             Action::Balance { customer, amount } => (
                 post,
                 format!("customers/{customer}/balance"),

@@ -1,9 +1,10 @@
 //! `/_sandbox/` routes: act as the customer, the bank or Stripe's infrastructure would (pay, void,
-//! mark uncollectible, refund (and fail it), dispute, use credits, deliver again, inject faults). JSON in, JSON out; errors use
+//! mark uncollectible, refund (and fail it), dispute, use credits, save or remove a card,
+//! complete or expire a Checkout Session, deliver again, inject faults). JSON in, JSON out; errors use
 //! Stripe's error body. They need no API key: the sandbox listens on loopback by default.
 
 use super::error::ApiError;
-use super::{FakeStripe, Fault, FaultKind};
+use super::{CardBehaviour, FakeStripe, Fault, FaultKind};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -32,6 +33,13 @@ pub fn router() -> Router<FakeStripe> {
         .route("/customers/{id}/balance", post(set_balance))
         .route("/customers/{id}/discount", post(set_discount))
         .route("/customers/{id}/use_credits", post(use_credits))
+        .route(
+            "/customers/{id}/card",
+            post(attach_card).delete(remove_card),
+        )
+        .route("/checkout/{id}", get(show_checkout))
+        .route("/checkout/{id}/complete", post(complete_checkout))
+        .route("/checkout/{id}/expire", post(expire_checkout))
         .route("/invoices/{id}/pay", post(pay))
         .route("/invoices/{id}/void", post(void))
         .route(
@@ -111,6 +119,49 @@ async fn use_credits(
     let currency = p["currency"].as_str().unwrap_or("usd");
     fake.use_credits(&id, int(&p, "amount")?, currency)
         .map(axum::Json)
+}
+
+/// `{"behaviour": "succeeds" | "declines" | "requires_authentication"}` (default `succeeds`):
+/// saves a card as the customer's default payment method.
+async fn attach_card(
+    State(fake): State<FakeStripe>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer {
+    let p = params(&body)?;
+    let name = p["behaviour"].as_str().unwrap_or("succeeds");
+    let behaviour = CardBehaviour::by_name(name).ok_or_else(|| {
+        ApiError::invalid("behaviour must be succeeds, declines or requires_authentication")
+            .param("behaviour")
+    })?;
+    known_customer(&fake, &id)?;
+    let pm = fake.attach_card(&id, behaviour);
+    Ok(axum::Json(
+        json!({ "customer": id, "default_payment_method": pm, "behaviour": name }),
+    ))
+}
+
+async fn remove_card(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
+    known_customer(&fake, &id)?;
+    fake.remove_default_card(&id);
+    Ok(axum::Json(
+        json!({ "customer": id, "default_payment_method": null }),
+    ))
+}
+
+/// The session's hosted page, as JSON: what the customer would be asked to pay.
+async fn show_checkout(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
+    fake.checkout_session(&id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("checkout.session", &id))
+}
+
+async fn complete_checkout(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
+    fake.complete_checkout(&id).map(axum::Json)
+}
+
+async fn expire_checkout(State(fake): State<FakeStripe>, Path(id): Path<String>) -> Answer {
+    fake.expire_checkout(&id).map(axum::Json)
 }
 
 async fn pay(State(fake): State<FakeStripe>, Path(id): Path<String>, body: Bytes) -> Answer {

@@ -10,6 +10,8 @@ pub struct ApiError {
     pub code: Option<String>,
     pub message: String,
     pub param: Option<String>,
+    /// The issuer's reason on a `card_error`, e.g. `generic_decline`.
+    pub decline_code: Option<String>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             code: None,
             message: message.into(),
             param: None,
+            decline_code: None,
         }
     }
 
@@ -35,6 +38,11 @@ impl ApiError {
 
     pub fn code(mut self, code: &str) -> ApiError {
         self.code = Some(code.to_string());
+        self
+    }
+
+    pub fn decline_code(mut self, code: &str) -> ApiError {
+        self.decline_code = Some(code.to_string());
         self
     }
 
@@ -75,6 +83,9 @@ impl ApiError {
         }
         if let Some(p) = &self.param {
             e["param"] = json!(p);
+        }
+        if let Some(d) = &self.decline_code {
+            e["decline_code"] = json!(d);
         }
         json!({ "error": e })
     }

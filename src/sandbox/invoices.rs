@@ -1,10 +1,10 @@
 //! Invoices: create, finalize, pay, void, mark uncollectible, retrieve, list.
 
 use super::amounts::{apply_balance, recompute_draft};
+use super::card_payments;
 use super::error::ApiError;
 use super::invoice_items::attach_item;
 use super::invoice_object::blank_invoice;
-use super::payments;
 use super::state::{Ctx, State, Stored, created_matches, find, find_mut, list_page, new_id};
 use serde_json::{Value, json};
 
@@ -143,7 +143,7 @@ pub fn pay(st: &mut State, ctx: &Ctx, id: &str, p: &Value) -> Result<Value, ApiE
     let mut paying = invoice_mut(st, id)?.clone();
     let due = paying["amount_due"].as_i64().unwrap_or(0);
     if !oob && due > 0 {
-        payments::record_card_payment(st, &mut paying, due);
+        card_payments::record_card_payment(st, &mut paying, due);
     }
     let inv = invoice_mut(st, id)?;
     *inv = paying;

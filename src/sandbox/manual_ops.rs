@@ -1,5 +1,6 @@
 //! Parameter schemas for the operations the OpenAPI subset lacks (invoice retrieve, list, void,
-//! pay, mark_uncollectible; invoice item retrieve; customer create and retrieve), taken from
+//! pay, mark_uncollectible; invoice item retrieve; customer create and retrieve; payments, refunds,
+//! disputes, credit notes; Checkout Sessions create, list, retrieve), taken from
 //! stripe-python's typed params and kept in `spec/sdk-operations.json`, in the spec's own shape so
 //! that one validator serves all.
 

@@ -8,6 +8,9 @@
 
 mod amounts;
 mod balances;
+mod card_payments;
+mod cards;
+mod checkout;
 pub mod cli;
 mod client;
 mod conn;
@@ -38,6 +41,7 @@ mod state;
 mod usage;
 mod webhook;
 
+pub use cards::CardBehaviour;
 pub use client::{TestClient, TestResponse, encode_form};
 pub use control::{Fault, FaultKind, PauseHandle, RecordedRequest};
 pub use error::ApiError;
@@ -107,6 +111,7 @@ impl FakeStripe {
         let addr = listener.local_addr().expect("local addr");
         let state = State {
             webhook_enabled: true,
+            base_url: format!("http://{addr}"),
             ..State::default()
         };
         let fake = FakeStripe {
@@ -135,9 +140,15 @@ impl FakeStripe {
         self.lock().has_customer(id)
     }
 
-    /// Seeds a customer (`cus_...`) without HTTP (and without a `customer.created` event).
+    /// Seeds a customer (`cus_...`) without HTTP (and without a `customer.created` event), with a
+    /// saved card that succeeds as its default payment method, as a customer who has paid before
+    /// has ([`FakeStripe::remove_default_card`] takes it away). Customers created over HTTP have
+    /// no card.
     pub fn create_customer(&self) -> String {
-        customers::insert(&mut self.lock(), &json!({}))
+        let mut st = self.lock();
+        let id = customers::insert(&mut st, &json!({}));
+        cards::attach(&mut st, &id, CardBehaviour::Succeeds);
+        id
     }
 
     pub fn invoice(&self, id: &str) -> Option<Value> {
@@ -228,6 +239,10 @@ impl FakeStripe {
         let mut st = self.lock();
         st.clock_offset += by.as_secs() as i64;
         st.prune_idempotency();
+        // Stripe's clock expires open Checkout Sessions past their `expires_at`.
+        checkout::expire_overdue(&mut st);
+        drop(st);
+        self.flush_outbox();
     }
 
     /// The fake's clock (unix seconds): real time plus the advanced offset.

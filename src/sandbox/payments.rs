@@ -1,4 +1,5 @@
-//! Card payments behind paid invoices, and what can happen to them afterwards (stripe-api.md §6).
+//! Payments behind paid invoices and what can happen to them afterwards: lists, refunds, credit
+//! notes, disputes (stripe-api.md §6).
 //! Since API 2025-03-31 an invoice links to its payment through an InvoicePayment
 //! (`GET /v1/invoice_payments?invoice=`), whose PaymentIntent has a Charge; refunds and disputes
 //! act on that Charge. Stripe does nothing to billing credits when either happens.
@@ -6,41 +7,6 @@
 use super::error::ApiError;
 use super::state::{Ctx, State, Stored, find, find_mut, list_page, new_id};
 use serde_json::{Value, json};
-
-/// Records the PaymentIntent, Charge and InvoicePayment of a card payment of `amount`, and lists
-/// the InvoicePayment on the invoice. No events: creditd listens to `invoice.paid` only.
-pub fn record_card_payment(st: &mut State, invoice: &mut Value, amount: i64) {
-    let now = st.now();
-    let (pi, ch, inpay) = (new_id("pi_"), new_id("ch_"), new_id("inpay_"));
-    let (currency, customer) = (invoice["currency"].clone(), invoice["customer"].clone());
-    let charge = json!({
-        "id": ch, "object": "charge", "amount": amount, "amount_captured": amount,
-        "amount_refunded": 0, "captured": true, "created": now, "currency": currency,
-        "customer": customer, "disputed": false, "livemode": false, "metadata": {}, "paid": true,
-        "payment_intent": pi, "refunded": false, "status": "succeeded",
-    });
-    let intent = json!({
-        "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
-        "created": now, "currency": currency, "customer": customer, "latest_charge": ch,
-        "livemode": false, "metadata": {}, "status": "succeeded",
-    });
-    let payment = json!({
-        "id": inpay, "object": "invoice_payment", "amount_paid": amount, "amount_requested": amount,
-        "created": now, "currency": currency, "invoice": invoice["id"], "is_default": true,
-        "livemode": false, "payment": { "type": "payment_intent", "payment_intent": pi },
-        "status": "paid", "status_transitions": { "canceled_at": null, "paid_at": now },
-    });
-    invoice["payments"]["data"] = json!([payment]);
-    invoice["payments"]["total_count"] = json!(1);
-    for (list, object) in [(0, charge), (1, intent), (2, payment)] {
-        let stored = st.stored(object);
-        match list {
-            0 => st.charges.push(stored),
-            1 => st.payment_intents.push(stored),
-            _ => st.invoice_payments.push(stored),
-        }
-    }
-}
 
 pub fn retrieve(list: &[Stored], kind: &str, id: &str) -> Result<Value, ApiError> {
     find(list, id)
@@ -68,7 +34,7 @@ pub fn charge_of_invoice(st: &State, invoice: &str) -> Result<String, ApiError> 
     let pi = st
         .invoice_payments
         .iter()
-        .find(|s| s.json["invoice"] == invoice)
+        .find(|s| s.json["invoice"] == invoice && s.json["status"] == "paid")
         .map(|s| s.json["payment"]["payment_intent"].clone())
         .ok_or_else(|| {
             ApiError::invalid(format!("Invoice {invoice} has no card payment to act on."))

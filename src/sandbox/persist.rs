@@ -3,8 +3,8 @@
 //! restart. Idempotency keys, faults and recorded requests are deliberately left out: they model
 //! the moment, not the account.
 
-use super::FakeStripe;
 use super::state::{State, Stored};
+use super::{CardBehaviour, FakeStripe};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,6 +27,12 @@ struct Snapshot {
     discounts: HashMap<String, Value>,
     clock_offset: i64,
     invoice_numbers: u64,
+    #[serde(default)]
+    cards: HashMap<String, CardBehaviour>,
+    #[serde(default)]
+    checkout_sessions: Vec<Value>,
+    #[serde(default)]
+    checkout_requests: HashMap<String, Value>,
 }
 
 /// Objects keep their order; sequence numbers are handed out again on load.
@@ -64,6 +70,9 @@ impl FakeStripe {
                 discounts: st.discounts.clone(),
                 clock_offset: st.clock_offset,
                 invoice_numbers: st.invoice_numbers,
+                cards: st.cards.clone(),
+                checkout_sessions: values(&st.checkout_sessions),
+                checkout_requests: st.checkout_requests.clone(),
             }
         };
         let tmp = path.with_extension("tmp");
@@ -96,6 +105,9 @@ impl FakeStripe {
         st.discounts = snap.discounts;
         st.clock_offset = snap.clock_offset;
         st.invoice_numbers = snap.invoice_numbers;
+        st.cards = snap.cards;
+        st.checkout_sessions = restore(&mut st, snap.checkout_sessions);
+        st.checkout_requests = snap.checkout_requests;
         Ok(())
     }
 }

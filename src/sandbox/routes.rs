@@ -2,7 +2,9 @@
 
 use super::error::ApiError;
 use super::state::{Ctx, State};
-use super::{balances, credits, customers, events, invoice_items, invoices, payments};
+use super::{
+    balances, cards, checkout, credits, customers, events, invoice_items, invoices, payments,
+};
 use serde_json::Value;
 
 /// Executes one validated operation. `args` are the `{...}` path segments in order.
@@ -18,7 +20,10 @@ pub fn execute(
         "PostInvoices" => invoices::create(st, ctx, p),
         "PostInvoiceitems" => invoice_items::create(st, ctx, p),
         "PostInvoicesInvoiceFinalize" => invoices::finalize(st, ctx, id, p),
-        "PostInvoicesInvoicePay" => invoices::pay(st, ctx, id, p),
+        "PostInvoicesInvoicePay" => cards::pay(st, ctx, id, p),
+        "PostCheckoutSessions" => checkout::create(st, p),
+        "GetCheckoutSessions" => checkout::list(st, p),
+        "GetCheckoutSessionsSession" => checkout::retrieve(st, id),
         "PostInvoicesInvoiceVoid" => invoices::void(st, ctx, id),
         "PostInvoicesInvoiceMarkUncollectible" => invoices::mark_uncollectible(st, ctx, id),
         "GetInvoicesInvoice" => invoices::retrieve(st, id),

@@ -82,6 +82,14 @@ pub struct State {
     pub grant_list_lag: u32,
     /// Grants the list does not show yet, with the looks left before they appear.
     pub hidden_grants: HashMap<String, u32>,
+    /// Saved cards (`pm_…`) and how their bank answers.
+    pub cards: HashMap<String, super::cards::CardBehaviour>,
+    pub checkout_sessions: Vec<Stored>,
+    /// What a session's create request asked for that the Session object does not show
+    /// (`line_items`, `payment_intent_data`), keyed by session id.
+    pub checkout_requests: HashMap<String, Value>,
+    /// `http://127.0.0.1:<port>`, for the URLs of hosted pages.
+    pub base_url: String,
 }
 
 pub fn new_id(prefix: &str) -> String {

@@ -75,6 +75,12 @@ fn debit(st: &mut State, grant: &Value, value: i64, invoice: &str, line: &Value)
     });
     let stored = st.stored(txn.clone());
     st.txns.push(stored);
+    // Sent since API 2025-03-31; creditd can watch a customer's balance fall through it.
+    st.emit(
+        "billing.credit_balance_transaction.created",
+        &txn,
+        &AUTOMATIC,
+    );
     txn
 }
 

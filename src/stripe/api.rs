@@ -1,7 +1,9 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
+pub mod checkout;
 pub mod funding;
 pub mod reversal;
+pub mod topup;
 
 use super::client::{StripeClient, StripeError, StripeRequest};
 use super::form::Form;

@@ -132,6 +132,53 @@ impl CreditGrant {
     }
 }
 
+/// A customer, for its saved card.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub invoice_settings: Option<InvoiceSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceSettings {
+    #[serde(default, deserialize_with = "optional_id")]
+    pub default_payment_method: Option<String>,
+}
+
+impl Customer {
+    pub fn has_saved_card(&self) -> bool {
+        !self.deleted
+            && self
+                .invoice_settings
+                .as_ref()
+                .is_some_and(|s| s.default_payment_method.is_some())
+    }
+}
+
+/// A Checkout Session: the hosted page a purchase's customer pays on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// open, complete or expired.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "nullable_map")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "optional_id")]
+    pub invoice: Option<String>,
+}
+
+impl Listed for CheckoutSession {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// An InvoicePayment: how (part of) an invoice was paid.
 #[derive(Debug, Clone, Deserialize)]
 pub struct InvoicePayment {
@@ -231,9 +278,25 @@ pub struct MonetaryAmount {
 #[derive(Debug, Clone, Deserialize)]
 pub struct MonetaryValue {
     pub value: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 impl CreditBalanceSummary {
+    /// Available credits in one currency.
+    pub fn available_in(&self, currency: &str) -> i64 {
+        self.balances
+            .iter()
+            .filter_map(|b| b.available_balance.monetary.as_ref())
+            .filter(|m| {
+                m.currency
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(currency))
+            })
+            .map(|m| m.value)
+            .sum()
+    }
+
     pub fn available(&self) -> i64 {
         self.balances
             .iter()
@@ -317,6 +380,9 @@ pub struct EventObject {
     pub charge: Option<String>,
     #[serde(default, deserialize_with = "optional_id")]
     pub invoice: Option<String>,
+    /// On a credit balance transaction: the grant it applied.
+    #[serde(default, deserialize_with = "optional_id")]
+    pub credit_grant: Option<String>,
 }
 
 /// What a refund, dispute, charge or credit-note event names: the payment and, for credit notes,
@@ -338,6 +404,14 @@ impl Event {
     /// For invoice events: the invoice id and the purchase id creditd wrote into its metadata.
     pub fn invoice_refs(&self) -> (Option<&str>, Option<&str>) {
         let object = &self.data.object;
+        if object.object.as_deref() == Some("checkout.session") {
+            // A session has no invoice until it is paid; its metadata names the purchase.
+            let purchase = object.metadata.as_ref();
+            return (
+                None,
+                purchase.and_then(|m| m.creditd_purchase_id.as_deref()),
+            );
+        }
         if object.object.as_deref() != Some("invoice") {
             return (None, None);
         }

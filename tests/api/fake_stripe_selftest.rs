@@ -1,6 +1,7 @@
 //! Tests of the fake Stripe itself, over real HTTP: each checks that a behaviour creditd relies on
 //! can be observed failing (validation, idempotency, faults, pauses, events, balances, webhooks).
 
+mod checkout;
 mod invoice_life;
 mod lists;
 mod objects;

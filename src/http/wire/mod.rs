@@ -6,6 +6,7 @@ mod credits;
 mod outbound;
 mod purchase;
 mod reversal;
+mod topup;
 
 pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
@@ -17,6 +18,7 @@ pub use purchase::{
     Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
 };
 pub use reversal::Reversal;
+pub use topup::{AutoTopup, AutoTopupRequest};
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -81,6 +81,13 @@ pub struct Purchase {
     #[schema(value_type = Option<String>)]
     pub invoice_id: Option<InvoiceId>,
     pub hosted_invoice_url: Option<String>,
+    /// For a purchase funded through Checkout: the session, and the page the customer pays on.
+    pub checkout_session_id: Option<String>,
+    pub checkout_url: Option<String>,
+    /// For an automatic top-up: what triggered it (balance seen, threshold, the debit event or
+    /// the sweep).
+    #[schema(value_type = Option<Object>)]
+    pub auto_topup: Option<serde_json::Value>,
     /// When Stripe marked the invoice uncollectible; the purchase stays payable until it is voided.
     pub uncollectible_at: Option<i64>,
     /// What settled the invoice, as Stripe showed it when creditd judged it.
@@ -125,6 +132,9 @@ impl From<&purchase::Purchase> for Purchase {
             livemode: stored.livemode,
             invoice_id: stored.invoice_id.clone(),
             hosted_invoice_url: stored.hosted_invoice_url.clone(),
+            checkout_session_id: stored.checkout_session_id.clone(),
+            checkout_url: stored.checkout_url.clone(),
+            auto_topup: stored.topup_trigger.as_ref().map(|t| t.0.clone()),
             uncollectible_at: stored.uncollectible_at.map(|t| t.timestamp()),
             settlement: stored.settlement.as_ref().map(|s| Settlement::from(&s.0)),
             credit: stored.credit.0.clone(),

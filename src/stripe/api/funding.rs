@@ -23,6 +23,8 @@ pub fn create_invoice(purchase: &Purchase, generation: i32) -> StripeRequest {
         .unwrap_or_else(|| Funding {
             collection_method: "charge_automatically".into(),
             days_until_due: None,
+            checkout: None,
+            pay_off_session: false,
         });
     let mut form = Form::new()
         .with("customer", &purchase.customer)
@@ -64,7 +66,9 @@ pub fn add_item(purchase: &Purchase, invoice_id: &str, generation: i32) -> Strip
 }
 
 pub fn finalize(purchase: &Purchase, invoice_id: &str, generation: i32) -> StripeRequest {
-    let form = Form::new().with("auto_advance", true);
+    // A top-up is charged by creditd at once; Stripe must not charge it again on its own schedule.
+    let auto_advance = !pays_off_session(purchase);
+    let form = Form::new().with("auto_advance", auto_advance);
     StripeRequest::post(
         format!("/v1/invoices/{invoice_id}/finalize"),
         form,
@@ -77,4 +81,20 @@ pub fn list_invoices(customer: &str, starting_after: Option<&str>) -> StripeRequ
     let mut form = Form::new().with("customer", customer).with("limit", 100);
     form.push_opt("starting_after", starting_after);
     StripeRequest::get("/v1/invoices", form)
+}
+
+fn pays_off_session(purchase: &Purchase) -> bool {
+    purchase
+        .funding
+        .as_ref()
+        .is_some_and(|f| f.0.pay_off_session)
+}
+
+/// Charges a top-up's open invoice to the customer's saved card now, without the customer.
+pub fn pay_off_session(purchase: &Purchase, invoice_id: &str, generation: i32) -> StripeRequest {
+    StripeRequest::post(
+        format!("/v1/invoices/{invoice_id}/pay"),
+        Form::new().with("off_session", true),
+        key(purchase, "pay", generation),
+    )
 }

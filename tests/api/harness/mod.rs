@@ -89,6 +89,8 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         fulfilment_retry_max_secs: 1,
         unknown_outcome_settle_secs: 1,
         reversal_policy: creditd::reversal::ReversalPolicy::Reverse,
+        auto_topup_sweep_secs: 300,
+        auto_topup_cooldown_secs: 0,
         shutdown_drain_secs: 5,
         // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
         sweeper_interval_secs: 300,
