@@ -98,12 +98,11 @@ pub async fn find(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Optio
         .await
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query("DELETE FROM auto_topup_rules WHERE customer = $1")
+pub async fn delete(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Option<Rule>> {
+    sqlx::query_as("DELETE FROM auto_topup_rules WHERE customer = $1 RETURNING *")
         .bind(customer)
-        .execute(db)
-        .await?;
-    Ok(result.rows_affected() == 1)
+        .fetch_optional(db)
+        .await
 }
 
 /// The customer's latest top-ups, newest first.

@@ -119,20 +119,23 @@ async fn get_rule(
     Ok(axum::Json(shown(&state, &rule).await?))
 }
 
-/// Removes the rule. A top-up already in flight finishes; its purchase stays.
+/// Removes the rule and answers it one last time, with `state: "deleted"`. A top-up already in
+/// flight finishes; its purchase stays.
 #[utoipa::path(delete, path = "/v1/customers/{customer}/auto_topup", tag = "auto_topup", security(("api_token" = [])),
     params(("customer" = String, Path, description = "Stripe customer id")),
-    responses((status = 204, description = "Removed"), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
+    responses((status = 200, description = "Removed", body = wire::AutoTopup), (status = 401, description = "Missing or wrong bearer token", body = ErrorResponse),
         (status = 404, description = "The customer has no rule", body = ErrorResponse),
         (status = 422, description = "Invalid customer id", body = ErrorResponse)))]
 async fn delete_rule(
     State(state): State<AppState>,
     Path(customer): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<axum::Json<wire::AutoTopup>> {
     customer_id(&customer)?;
-    if !db::topups::delete(&state.services.db, &customer).await? {
-        return Err(ApiError::not_found("auto_topup", &customer));
-    }
+    let rule = db::topups::delete(&state.services.db, &customer)
+        .await?
+        .ok_or_else(|| ApiError::not_found("auto_topup", &customer))?;
     tracing::info!(%customer, "auto top-up rule removed");
-    Ok(StatusCode::NO_CONTENT)
+    let mut shown = shown(&state, &rule).await?;
+    shown.state = "deleted".into();
+    Ok(axum::Json(shown))
 }

@@ -263,6 +263,23 @@ async fn every_documented_response_matches_a_real_answer() {
     let route = "/v1/customers/{customer}/credit_transactions";
     call(Method::GET, route, &transactions, None, api).await;
 
+    let topup = format!("/v1/customers/{customer}/auto_topup");
+    let route = "/v1/customers/{customer}/auto_topup";
+    let rule = json!({"threshold": 100, "amount": 500, "currency": "usd",
+                      "max_topups_per_month": 2, "max_amount_per_month": 1000});
+    call(Method::PUT, route, &topup, Some(rule), api).await;
+    call(
+        Method::PUT,
+        route,
+        &topup,
+        Some(json!({"threshold": 1})),
+        api,
+    )
+    .await;
+    call(Method::GET, route, &topup, None, api).await;
+    call(Method::DELETE, route, &topup, None, api).await;
+    call(Method::GET, route, &topup, None, api).await;
+
     let paid = app.stripe.pay_invoice(invoice["id"].as_str().unwrap());
     app.stripe.wait_for_deliveries().await;
     // Delivered again by hand, so the test sees the webhook's own answer.

@@ -44,7 +44,7 @@ pub struct AutoTopup {
     pub max_amount_per_month: i64,
     pub pause_after_failures: i32,
     pub enabled: bool,
-    /// active, paused or disabled.
+    /// active, paused, disabled (or deleted, in the answer to DELETE).
     pub state: String,
     pub consecutive_failures: i32,
     pub paused_at: Option<i64>,
