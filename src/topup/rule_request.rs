@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(ok.pause_after_failures, 3);
         assert_eq!(field(json!({"top_up_to": 9000})), "amount");
         assert_eq!(field(json!({"threshold": "x"})), "threshold");
-        assert_eq!(field(json!({"surprise": 1})), "body");
+        assert_eq!(field(json!({"surprise": 1})), "surprise");
         assert_eq!(field(json!({"currency": "usdollars"})), "currency");
         assert_eq!(
             field(json!({"credit": {"priority": 500}})),
