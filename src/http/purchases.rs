@@ -180,7 +180,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
     let purchase = db::purchases::find(&state.services.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
-    let reversals = db::reversals::views_for(&state.services.db, &[&purchase.id]).await?;
+    let reversals = db::grant_moves::views_for(&state.services.db, &[&purchase.id]).await?;
     let shown = wire::Purchase::from(&purchase).with_reversals(&reversals);
     Ok((StatusCode::OK, axum::Json(shown)))
 }
@@ -229,7 +229,7 @@ pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<wi
     let has_more = page.len() as i64 > limit;
     let shown = &page[..page.len().min(limit as usize)];
     let ids: Vec<&crate::ids::PurchaseId> = shown.iter().map(|p| &p.id).collect();
-    let reversals = db::reversals::views_for(&state.services.db, &ids).await?;
+    let reversals = db::grant_moves::views_for(&state.services.db, &ids).await?;
     let data = shown
         .iter()
         .map(|p| wire::Purchase::from(p).with_reversals(&reversals))
