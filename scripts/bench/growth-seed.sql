@@ -5,8 +5,10 @@
 -- Everything goes in through the tables' own constraints and triggers (the status-count deltas of
 -- 0004, the transition log of 0001), so /metrics and the admin views see a consistent history.
 -- Purchase p's invoice is event 5p's; per thousand purchases (p % 1000):
---   0-749 granted | 750-899 awaiting_payment | 900-949 canceled | 950-959 granting (due in a day)
---   960-989 failed (960-961 after payment) | 990-991 rejected (paid) | 992-999 granted
+--   0-749 granted | 750-899 awaiting_payment | 900-949 canceled | 960-989 failed (960-961 after
+--   payment) | 990-991 rejected (paid) | the rest granted, except one in 5,000 (p % 5000 = 950)
+--   granting, due in a day: the work queue is what is in flight, not a share of history (every
+--   granting purchase is read by the oldest-paid-ungranted gauge on each scrape).
 -- Event g: g % 5 = 0 is purchase g/5's invoice event (invoice.paid scheduled, invoice.finalized
 -- ignored for unpaid purchases, invoice.voided canceled for canceled ones); of the rest, three in
 -- four are payments of invoices creditd does not know (invoice.paid, unmatched) and one in four a
@@ -18,9 +20,9 @@ SELECT p,
        CASE WHEN p % 1000 < 750 THEN 'granted'
             WHEN p % 1000 < 900 THEN 'awaiting_payment'
             WHEN p % 1000 < 950 THEN 'canceled'
-            WHEN p % 1000 < 960 THEN 'granting'
-            WHEN p % 1000 < 990 THEN 'failed'
-            WHEN p % 1000 < 992 THEN 'rejected'
+            WHEN p % 5000 = 950 THEN 'granting'
+            WHEN p % 1000 BETWEEN 960 AND 989 THEN 'failed'
+            WHEN p % 1000 BETWEEN 990 AND 991 THEN 'rejected'
             ELSE 'granted' END AS status,
        'pur_hist' || lpad(p::text, 9, '0') AS id,
        'in_hist' || lpad((5 * p)::text, 10, '0') AS invoice_id,
