@@ -410,6 +410,10 @@ FROM (
     UNION
     SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
     WHERE type = 'invoice.paid' AND metadata_purchase_id = $1
+    UNION
+    -- Refunds, disputes and Checkout sessions: matched to the purchase, no invoice on the event.
+    SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
+    WHERE invoice_id IS NULL AND purchase_id = $1
 ) e
 ORDER BY received_at, id
 "#;
