@@ -173,7 +173,7 @@ async fn value_before_grant(
         let paid = reversal::amount_paid(services, purchase).await?;
         return reversal::account_before_grant(attempt, paid).await;
     }
-    let moves = db::reversals::moves_of(&services.db, &purchase.id).await?;
+    let moves = db::grant_moves::moves_of(&services.db, &purchase.id).await?;
     Ok(Ok(Some(reversal::remaining_before_grant(
         purchase.credit.0.value,
         &moves,

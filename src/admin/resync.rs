@@ -199,19 +199,19 @@ async fn process_event(
     }
     // A duplicate: either recorded before (webhook, other re-sync), or by this re-sync on a page
     // that a crash interrupted before it was committed.
-    let ours = db::admin::recorded_by_this_resync(&services.db, resync_id, id)
+    let stored = db::admin::recorded_event(&services.db, resync_id, id)
         .await
-        .unwrap_or(false);
-    let stored = db::events::find(&services.db, id).await.ok().flatten();
-    match (ours, stored) {
-        (true, Some(stored)) => ObjectOutcome {
+        .ok()
+        .flatten();
+    match stored {
+        Some(stored) if stored.by_this_resync => ObjectOutcome {
             id: id.to_string(),
             outcome: stored.outcome.as_string(),
             new: true,
             purchase_id: stored.purchase_id,
             error: None,
         },
-        (_, stored) => ObjectOutcome {
+        stored => ObjectOutcome {
             id: id.to_string(),
             outcome: Outcome::Duplicate.as_string(),
             new: false,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod calls;
 pub mod checkout;
 pub mod events;
+pub mod grant_moves;
 pub mod leases;
 pub mod lifecycle;
 pub mod plans;

@@ -1,5 +1,6 @@
 //! Purchases: creating them, reading them, listing them, and the operator's retry.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::types::Json;
@@ -79,20 +80,6 @@ pub async fn find_by_idempotency_key(
         .await
 }
 
-/// Counts per status and the age of the oldest purchase paid but not granted, for metrics.
-pub async fn gauges(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<(Vec<(String, i64)>, i64)> {
-    let by_status: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM purchases GROUP BY status")
-            .fetch_all(db)
-            .await?;
-    let oldest: (Option<f64>,) = sqlx::query_as(
-        "SELECT extract(epoch FROM now() - min(paid_at))::float8 FROM purchases WHERE status = 'granting'",
-    )
-    .fetch_one(db)
-    .await?;
-    Ok((by_status, oldest.0.unwrap_or(0.0) as i64))
-}
-
 /// Purchases whose invoice was paid but that hold no grant and will not get one without an
 /// operator: `rejected`, or `failed` after the payment. Served by a partial index.
 pub async fn paid_without_credits(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
@@ -106,6 +93,9 @@ pub async fn paid_without_credits(db: impl PgExecutor<'_>) -> sqlx::Result<i64> 
 }
 
 /// A page of purchases, newest first. None when `starting_after` names no purchase.
+///
+/// The cursor's `(created_at, id)` is bound as values, so it is an index condition and a later
+/// page starts where the last one ended instead of walking the pages before it.
 pub async fn list(
     db: impl PgExecutor<'_> + Copy,
     customer: Option<&str>,
@@ -113,29 +103,76 @@ pub async fn list(
     starting_after: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Option<Vec<Purchase>>> {
-    if let Some(cursor) = starting_after
-        && find(db, cursor).await?.is_none()
-    {
-        return Ok(None);
-    }
-    let page = sqlx::query_as(
-        r#"
-        SELECT * FROM purchases
-        WHERE ($1::text IS NULL OR customer = $1)
-          AND ($2::text IS NULL OR status = $2)
-          AND ($3::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM purchases WHERE id = $3))
-        ORDER BY created_at DESC, id DESC
-        LIMIT $4
-        "#,
-    )
-    .bind(customer)
-    .bind(status.map(PurchaseStatus::as_str))
-    .bind(starting_after)
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+    let cursor = match starting_after {
+        None => None,
+        Some(id) => match find(db, id).await? {
+            None => return Ok(None),
+            Some(after) => Some((after.created_at, after.id)),
+        },
+    };
+    let (created_before, id_before) = cursor.unzip();
+    // Every statement takes the same parameters: $1 status, $2/$3 the cursor, $4 the limit,
+    // $5 the customer.
+    let sql: &str = match (customer, status) {
+        (Some(_), _) => LIST_FOR_CUSTOMER,
+        (None, Some(_)) => LIST_FOR_STATUS,
+        (None, None) => &LIST_ALL,
+    };
+    let page = sqlx::query_as(sql)
+        .bind(status.map(PurchaseStatus::as_str))
+        .bind(created_before)
+        .bind(id_before)
+        .bind(limit)
+        .bind(customer)
+        .fetch_all(db)
+        .await?;
     Ok(Some(page))
 }
+
+/// One customer's purchases: `purchases_customer_created` reads them newest first.
+const LIST_FOR_CUSTOMER: &str = r#"
+SELECT * FROM purchases
+WHERE customer = $5
+  AND ($1::text IS NULL OR status = $1)
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+"#;
+
+/// One status: `purchases_status_created` reads them newest first.
+const LIST_FOR_STATUS: &str = r#"
+SELECT * FROM purchases
+WHERE status = $1 AND $5::text IS NULL
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+"#;
+
+/// Everyone's purchases, newest first, without sorting the whole table (issue 11: list time must
+/// not grow with history). There is no index on `created_at` alone, and adding one would cost
+/// every purchase write; `purchases_status_created` already orders each status, so each status
+/// gives its newest `limit` rows and PostgreSQL merges the seven ordered streams (Merge Append),
+/// reading at most seven pages' worth of rows whatever the table's size.
+static LIST_ALL: LazyLock<String> = LazyLock::new(|| {
+    let branches: Vec<String> = PurchaseStatus::ALL
+        .iter()
+        .map(|status| {
+            format!(
+                "(SELECT * FROM purchases WHERE status = '{status}'
+                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
+                  ORDER BY created_at DESC, id DESC LIMIT $4)",
+                status = status.as_str()
+            )
+        })
+        .collect();
+    format!(
+        "SELECT * FROM ({}) page
+         WHERE $1::text IS NULL AND $5::text IS NULL
+         ORDER BY created_at DESC, id DESC
+         LIMIT $4",
+        branches.join("\n UNION ALL ")
+    )
+});
 
 /// Claims up to `limit` unpaid purchases with an invoice for one sweep: those checked longest ago
 /// (or never) first, skipping rows another replica is claiming, and not re-checked within

@@ -209,8 +209,8 @@ async fn explain_purchase(
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
     let (transitions, events, calls) = db::admin::purchase_history(db, &id).await?;
-    let reversals = db::reversals::views_for(db, &[&purchase.id]).await?;
-    let grant_moves = db::reversals::moves_of(db, &purchase.id).await?;
+    let reversals = db::grant_moves::views_for(db, &[&purchase.id]).await?;
+    let grant_moves = db::grant_moves::moves_of(db, &purchase.id).await?;
     Ok(axum::Json(wire::PurchaseExplained {
         purchase: wire::Purchase::from(&purchase).with_reversals(&reversals),
         grant_moves,

@@ -186,7 +186,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
 
 /// A purchase as `GET /v1/purchases/{id}` shows it: also the body of its outbound webhooks.
 pub async fn shown(db: &sqlx::PgPool, purchase: &Purchase) -> sqlx::Result<wire::Purchase> {
-    let reversals = db::reversals::views_for(db, &[&purchase.id]).await?;
+    let reversals = db::grant_moves::views_for(db, &[&purchase.id]).await?;
     Ok(wire::Purchase::from(purchase).with_reversals(&reversals))
 }
 
@@ -234,7 +234,7 @@ pub async fn list_purchases(state: &AppState, query: &ListQuery) -> ApiResult<wi
     let has_more = page.len() as i64 > limit;
     let shown = &page[..page.len().min(limit as usize)];
     let ids: Vec<&crate::ids::PurchaseId> = shown.iter().map(|p| &p.id).collect();
-    let reversals = db::reversals::views_for(&state.services.db, &ids).await?;
+    let reversals = db::grant_moves::views_for(&state.services.db, &ids).await?;
     let data = shown
         .iter()
         .map(|p| wire::Purchase::from(p).with_reversals(&reversals))

@@ -5,7 +5,8 @@
 use super::{Direction, EndAction, MovePolicy, MoveStep, ReversalPolicy, credits_for};
 use crate::attempt::Attempt;
 use crate::db;
-use crate::db::reversals::{GrantMove, ReversalRow};
+use crate::db::grant_moves::GrantMove;
+use crate::db::reversals::ReversalRow;
 use crate::purchase::Purchase;
 use crate::stripe::StripeError;
 use crate::stripe::api;
@@ -136,7 +137,7 @@ pub async fn step(
 ) -> anyhow::Result<Stepped> {
     let services = attempt.services;
     let reversals = db::reversals::reversals_of(&services.db, &purchase.id).await?;
-    let moves = db::reversals::moves_of(&services.db, &purchase.id).await?;
+    let moves = db::grant_moves::moves_of(&services.db, &purchase.id).await?;
     let Some(next) = next_move(&reversals, &moves, purchase.credit.0.value, paid) else {
         return Ok(Stepped::Nothing);
     };
@@ -166,7 +167,7 @@ pub async fn step(
             };
             let current = current.map(|id| (id, purchase.current_grant_value.unwrap_or(0)));
             let planned = plan(reversal_id, direction, credits, current, available, policy);
-            if !db::reversals::plan_move(&services.db, &purchase.id, attempt.owner, &planned)
+            if !db::grant_moves::plan_move(&services.db, &purchase.id, attempt.owner, &planned)
                 .await?
             {
                 return Ok(Stepped::LeaseLost);
@@ -203,7 +204,7 @@ async fn carry_out(
         if planned.new_amount == 0 {
             return complete(attempt, &planned, None).await;
         }
-        if !db::reversals::mark_replacing(&services.db, &purchase.id, attempt.owner, &planned)
+        if !db::grant_moves::mark_replacing(&services.db, &purchase.id, attempt.owner, &planned)
             .await?
         {
             return Ok(Stepped::LeaseLost);
@@ -265,7 +266,8 @@ async fn complete(
     new_grant_id: Option<&str>,
 ) -> anyhow::Result<Stepped> {
     let purchase_id = &attempt.purchase.id;
-    db::reversals::complete_move(&attempt.services.db, purchase_id, planned, new_grant_id).await?;
+    db::grant_moves::complete_move(&attempt.services.db, purchase_id, planned, new_grant_id)
+        .await?;
     tracing::info!(purchase_id = %purchase_id, reversal_id = %planned.reversal_id, direction = planned.direction.as_str(), credits = planned.credits, shortfall = planned.shortfall, new_grant_id, "grant move done");
     Ok(Stepped::Moved)
 }
@@ -290,7 +292,7 @@ pub async fn account_before_grant(
     };
     loop {
         let reversals = db::reversals::reversals_of(&services.db, &purchase.id).await?;
-        let moves = db::reversals::moves_of(&services.db, &purchase.id).await?;
+        let moves = db::grant_moves::moves_of(&services.db, &purchase.id).await?;
         let remaining = remaining_before_grant(value, &moves);
         let Some(Next::Plan {
             reversal_id,
@@ -306,7 +308,7 @@ pub async fn account_before_grant(
         };
         let mut planned = plan(reversal_id, direction, credits, None, remaining, policy);
         planned.step = MoveStep::Done;
-        if !db::reversals::plan_move(&services.db, &purchase.id, attempt.owner, &planned).await? {
+        if !db::grant_moves::plan_move(&services.db, &purchase.id, attempt.owner, &planned).await? {
             return Ok(Ok(None));
         }
         services

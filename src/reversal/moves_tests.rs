@@ -1,7 +1,8 @@
 //! The move rules on their own: which move comes next, and what each one plans.
 
 use super::*;
-use crate::db::reversals::{GrantMove, ReversalRow};
+use crate::db::grant_moves::GrantMove;
+use crate::db::reversals::ReversalRow;
 use crate::reversal::ReversalKind;
 
 fn reversal(id: &str, amount: i64, money_reversed: bool) -> ReversalRow {

@@ -74,6 +74,32 @@ async fn a_full_refund_of_an_unused_grant_voids_it() {
             .len(),
         1
     );
+
+    // The explain view shows the refund's events and every step of the move.
+    let path = format!("/admin/purchases/{id}");
+    let (_, explained) = app
+        .api(
+            reqwest::Method::GET,
+            &path,
+            None,
+            Some(crate::harness::ADMIN_TOKEN),
+        )
+        .await;
+    let types: Vec<&str> = explained["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"charge.refunded"), "{explained}");
+    assert_eq!(
+        explained["grant_moves"][0]["end_action"], "void",
+        "{explained}"
+    );
+    assert_eq!(
+        explained["grant_moves"][0]["available_before"], 5000,
+        "{explained}"
+    );
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ pub struct PurchaseExplained {
     /// Every change a refund or dispute made to the credits, step by step: the balance it read,
     /// the grant it voided or expired, the replacement, the shortfall.
     #[schema(value_type = Vec<Object>)]
-    pub grant_moves: Vec<crate::db::reversals::GrantMove>,
+    pub grant_moves: Vec<crate::db::grant_moves::GrantMove>,
     pub paid_event_id: Option<String>,
     /// Status transitions, oldest first.
     #[schema(value_type = Vec<Object>)]

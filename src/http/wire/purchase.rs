@@ -161,7 +161,7 @@ impl From<&purchase::Purchase> for Purchase {
 
 impl Purchase {
     /// The purchase with its reversals (views of other purchases are skipped).
-    pub fn with_reversals(mut self, views: &[crate::db::reversals::ReversalView]) -> Self {
+    pub fn with_reversals(mut self, views: &[crate::db::grant_moves::ReversalView]) -> Self {
         self.reversals = views
             .iter()
             .filter(|v| v.purchase_id == self.id)

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::reversals::ReversalView;
+use crate::db::grant_moves::ReversalView;
 use crate::reversal::{MovePolicy, MoveStep};
 
 /// One refund, dispute or credit note of the purchase's payment.
