@@ -22,10 +22,19 @@ pub enum EventType {
     PartiallyReversed,
     #[serde(rename = "purchase.paid_without_credits")]
     PaidWithoutCredits,
+    /// An automatic top-up was granted.
+    #[serde(rename = "topup.succeeded")]
+    TopupSucceeded,
+    /// An automatic top-up failed (declined, authentication required, no saved card).
+    #[serde(rename = "topup.failed")]
+    TopupFailed,
+    /// That failure paused the customer's auto top-up rule.
+    #[serde(rename = "topup.paused")]
+    TopupPaused,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 11] = [
         EventType::InvoiceReady,
         EventType::Granted,
         EventType::Failed,
@@ -34,6 +43,9 @@ impl EventType {
         EventType::Reversed,
         EventType::PartiallyReversed,
         EventType::PaidWithoutCredits,
+        EventType::TopupSucceeded,
+        EventType::TopupFailed,
+        EventType::TopupPaused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +58,9 @@ impl EventType {
             EventType::Reversed => "purchase.reversed",
             EventType::PartiallyReversed => "purchase.partially_reversed",
             EventType::PaidWithoutCredits => "purchase.paid_without_credits",
+            EventType::TopupSucceeded => "topup.succeeded",
+            EventType::TopupFailed => "topup.failed",
+            EventType::TopupPaused => "topup.paused",
         }
     }
 

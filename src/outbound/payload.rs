@@ -20,12 +20,25 @@ pub async fn body(db: &sqlx::PgPool, claim: &Claimed) -> anyhow::Result<String> 
                 claim.purchase_id, claim.message_id
             )
         })?;
+    let auto_topup = match (&purchase.topup_customer, claim.event_type.as_str()) {
+        (Some(customer), kind) if kind.starts_with("topup.") => {
+            match db::topups::find(db, customer).await? {
+                Some(rule) => {
+                    let recent = db::topups::recent(db, customer, 5).await?;
+                    Some(wire::AutoTopup::new(&rule, &recent))
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let event = wire::WebhookEvent {
         id: claim.message_id.clone(),
         event_type: claim.event_type,
         created: claim.created_at.timestamp(),
         data: wire::WebhookEventData {
             purchase: crate::http::purchases::shown(db, &purchase).await?,
+            auto_topup,
         },
     };
     let rendered = serde_json::to_string(&event).context("rendering the event")?;

@@ -31,6 +31,10 @@ pub struct WebhookEvent {
 pub struct WebhookEventData {
     /// The purchase as `GET /v1/purchases/{id}` shows it when the message is first sent.
     pub purchase: Purchase,
+    /// For `topup.*` events: the customer's rule as `GET /v1/customers/{c}/auto_topup` shows it
+    /// (with the pause reason after `topup.paused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_topup: Option<super::AutoTopup>,
 }
 
 /// A webhook endpoint, without its secret.

@@ -7,6 +7,7 @@ mod events;
 mod replays;
 mod reversals;
 mod safety;
+mod topups;
 mod verifier;
 
 use reqwest::{Method, StatusCode};
