@@ -32,8 +32,7 @@ pub struct WebhookEventData {
     /// The purchase as `GET /v1/purchases/{id}` shows it when the message is first sent.
     pub purchase: Purchase,
     /// For `topup.*` events: the customer's rule as `GET /v1/customers/{c}/auto_topup` shows it
-    /// (with the pause reason after `topup.paused`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (with the pause reason after `topup.paused`); null for `purchase.*` events.
     pub auto_topup: Option<super::AutoTopup>,
 }
 
