@@ -57,6 +57,9 @@ pub mod services;
 pub mod stripe;
 /// Logging setup.
 pub mod telemetry;
+
+/// Enums stored as checked text columns.
+mod text_column;
 /// Automatic top-ups: a rule per customer, checked on debits and by a sweep.
 pub mod topup;
 /// Claiming and running due work.
