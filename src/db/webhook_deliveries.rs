@@ -73,11 +73,12 @@ pub async fn freeze_payload(
     message_id: &str,
     payload: &str,
 ) -> sqlx::Result<String> {
-    let (stored,): (String,) = sqlx::query_as(
-        "UPDATE webhook_messages SET payload = COALESCE(payload, $2) WHERE id = $1 RETURNING payload",
+    let stored = sqlx::query_scalar!(
+        r#"UPDATE webhook_messages SET payload = COALESCE(payload, $2) WHERE id = $1
+           RETURNING payload AS "payload!""#,
+        message_id,
+        payload,
     )
-    .bind(message_id)
-    .bind(payload)
     .fetch_one(db)
     .await?;
     Ok(stored)
@@ -100,16 +101,16 @@ pub async fn record_attempt(
     answer: &Answer,
     next: Next,
 ) -> sqlx::Result<bool> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_attempts (message_id, endpoint_id, http_status, error, latency_ms, response)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        &claim.message_id,
+        &claim.endpoint_id,
+        answer.http_status.map(i32::from),
+        answer.error.as_deref(),
+        answer.latency.as_millis().min(i32::MAX as u128) as i32,
+        answer.response.as_deref(),
     )
-    .bind(&claim.message_id)
-    .bind(&claim.endpoint_id)
-    .bind(answer.http_status.map(i32::from))
-    .bind(answer.error.as_deref())
-    .bind(answer.latency.as_millis().min(i32::MAX as u128) as i32)
-    .bind(answer.response.as_deref())
     .execute(&mut **tx)
     .await?;
     let (status, delay) = match next {
@@ -121,7 +122,7 @@ pub async fn record_attempt(
         .error
         .clone()
         .or_else(|| answer.http_status.map(|s| format!("HTTP {s}")));
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE webhook_deliveries
          SET status = $4, lease_owner = NULL, lease_expires_at = NULL,
              next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
@@ -131,13 +132,13 @@ pub async fn record_attempt(
              failed_at = CASE WHEN $4 = 'failed' THEN now() END,
              updated_at = now()
          WHERE message_id = $1 AND endpoint_id = $2 AND lease_owner = $3 AND status = 'pending'",
+        &claim.message_id,
+        &claim.endpoint_id,
+        owner,
+        status,
+        delay,
+        error,
     )
-    .bind(&claim.message_id)
-    .bind(&claim.endpoint_id)
-    .bind(owner)
-    .bind(status)
-    .bind(delay)
-    .bind(error)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -149,14 +150,14 @@ pub async fn fail_pending(
     endpoint_id: &str,
     reason: &str,
 ) -> sqlx::Result<u64> {
-    let failed = sqlx::query(
+    let failed = sqlx::query!(
         "UPDATE webhook_deliveries
          SET status = 'failed', failed_at = now(), last_error = $2, lease_owner = NULL,
              lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
          WHERE endpoint_id = $1 AND status = 'pending'",
+        endpoint_id,
+        reason,
     )
-    .bind(endpoint_id)
-    .bind(reason)
     .execute(db)
     .await?;
     Ok(failed.rows_affected())
@@ -169,16 +170,16 @@ pub async fn retry_message(
     message_id: &str,
     endpoint_id: Option<&str>,
 ) -> sqlx::Result<u64> {
-    let retried = sqlx::query(
+    let retried = sqlx::query!(
         "UPDATE webhook_deliveries d
          SET status = 'pending', attempts = 0, next_attempt_at = now(), failed_at = NULL,
              updated_at = now()
          FROM webhook_endpoints e
          WHERE e.id = d.endpoint_id AND e.status <> 'deleted'
            AND d.message_id = $1 AND d.status = 'failed' AND ($2::text IS NULL OR d.endpoint_id = $2)",
+        message_id,
+        endpoint_id,
     )
-    .bind(message_id)
-    .bind(endpoint_id)
     .execute(db)
     .await?;
     Ok(retried.rows_affected())
@@ -190,16 +191,16 @@ pub async fn recover(
     endpoint_id: &str,
     since: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let recovered = sqlx::query(
+    let recovered = sqlx::query!(
         "UPDATE webhook_deliveries d
          SET status = 'pending', attempts = 0, next_attempt_at = now(), failed_at = NULL,
              updated_at = now()
          FROM webhook_messages m
          WHERE m.id = d.message_id AND d.endpoint_id = $1 AND d.status = 'failed'
            AND m.created_at >= $2",
+        endpoint_id,
+        since,
     )
-    .bind(endpoint_id)
-    .bind(since)
     .execute(db)
     .await?;
     Ok(recovered.rows_affected())
@@ -207,7 +208,7 @@ pub async fn recover(
 
 /// Age of the oldest message still waiting for an enabled endpoint, for the alert; 0 when none.
 pub async fn oldest_undelivered_secs(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    let (age,): (Option<f64>,) = sqlx::query_as(
+    let age = sqlx::query_scalar!(
         "SELECT extract(epoch FROM now() - min(m.created_at))::float8
          FROM webhook_deliveries d
          JOIN webhook_messages m ON m.id = d.message_id
