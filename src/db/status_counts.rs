@@ -33,7 +33,10 @@ pub async fn by_status(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<Vec<(Stri
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|row| (row.status, row.count)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.status, row.count))
+        .collect())
 }
 
 /// Age of the oldest purchase paid but not granted, in seconds; 0 when none. Reads only the

@@ -176,17 +176,18 @@ pub async fn signing_keys(
 /// touched, in the order deletion and disabling use (endpoint, then its deliveries), so that two
 /// workers recording attempts to one endpoint cannot deadlock when one of them disables it.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS locked FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(())
 }
 
 /// Any 2xx ends the endpoint's run of failures.
 pub async fn note_success(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-        .bind(id)
+    sqlx::query!("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL", id)
         .execute(db)
         .await?;
     Ok(())
@@ -199,8 +200,7 @@ pub async fn note_failure(
     id: &str,
     window: Duration,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query("UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL")
-        .bind(id)
+    sqlx::query!("UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL", id)
         .execute(&mut **tx)
         .await?;
     let disabled: Option<(DateTime<Utc>,)> = sqlx::query_as(

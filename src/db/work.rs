@@ -173,7 +173,7 @@ pub async fn finish(
     error: &str,
     settlement: Option<&Settlement>,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE purchases
         SET status = $3, last_error = $4, next_attempt_at = NULL,
@@ -181,13 +181,13 @@ pub async fn finish(
             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = $5
         "#,
+        &claimed.id,
+        owner,
+        status as _,
+        error,
+        claimed.status as _,
+        settlement.map(Json) as _
     )
-    .bind(&claimed.id)
-    .bind(owner)
-    .bind(status)
-    .bind(error)
-    .bind(claimed.status)
-    .bind(settlement.map(Json))
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -203,7 +203,7 @@ pub async fn retry_later(
     error: &str,
     counts_as_attempt: bool,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE purchases
         SET last_error = $3, next_attempt_at = now() + make_interval(secs => $4),
@@ -211,13 +211,13 @@ pub async fn retry_later(
             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = $6
         "#,
+        &claimed.id,
+        owner,
+        error,
+        delay.as_secs_f64(),
+        counts_as_attempt,
+        claimed.status as _
     )
-    .bind(&claimed.id)
-    .bind(owner)
-    .bind(error)
-    .bind(delay.as_secs_f64())
-    .bind(counts_as_attempt)
-    .bind(claimed.status)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -226,12 +226,8 @@ pub async fn retry_later(
 /// Gives the lease back without counting the attempt, so work cut short by shutdown is picked up
 /// at once by another replica.
 pub async fn release(db: impl PgExecutor<'_>, id: &str, owner: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE purchases SET lease_owner = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(id)
-    .bind(owner)
+    sqlx::query!("UPDATE purchases SET lease_owner = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
+         WHERE id = $1 AND lease_owner = $2", id, owner)
     .execute(db)
     .await?;
     Ok(())
@@ -244,12 +240,12 @@ pub async fn mark_funding_requested(
     id: &str,
     owner: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET funding_requested = true, updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now()",
+        id,
+        owner
     )
-    .bind(id)
-    .bind(owner)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -262,12 +258,8 @@ pub async fn bump_funding_key(
     id: &str,
     owner: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        "UPDATE purchases SET funding_key_generation = funding_key_generation + 1, updated_at = now()
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(id)
-    .bind(owner)
+    let result = sqlx::query!("UPDATE purchases SET funding_key_generation = funding_key_generation + 1, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2", id, owner)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -280,14 +272,14 @@ pub async fn set_invoice(
     owner: &str,
     invoice_id: &InvoiceId,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET invoice_id = $3, funding_unknown_since = NULL, funding_lookups = 0,
                 updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND (invoice_id IS NULL OR invoice_id = $3)",
+        id,
+        owner,
+        invoice_id
     )
-    .bind(id)
-    .bind(owner)
-    .bind(invoice_id)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -303,8 +295,7 @@ pub async fn invoice_ready(
     hosted_invoice_url: Option<&str>,
     uncollectible: bool,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        r#"
+    let result = sqlx::query!(r#"
         UPDATE purchases
         SET status = CASE WHEN status = 'creating_invoice' THEN $3 ELSE status END,
             hosted_invoice_url = COALESCE($4, hosted_invoice_url),
@@ -315,13 +306,7 @@ pub async fn invoice_ready(
             attempts = CASE WHEN status = 'creating_invoice' THEN 0 ELSE attempts END,
             last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2
-        "#,
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(next)
-    .bind(hosted_invoice_url)
-    .bind(uncollectible)
+        "#, id, owner, next as PurchaseStatus, hosted_invoice_url, uncollectible)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
