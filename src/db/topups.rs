@@ -6,11 +6,13 @@ use std::time::Duration;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 
+use super::purchase_row::PurchaseRow;
 use crate::ids::PurchaseId;
 use crate::purchase::{CreditSpec, Purchase};
 
-/// A customer's rule as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A customer's rule as stored. Every statement lists the columns (rather than `*`) so that
+/// `query_as!` can decode `credit` as typed JSON.
+#[derive(Debug, Clone)]
 pub struct Rule {
     pub customer: String,
     pub threshold: i64,
@@ -60,7 +62,8 @@ pub async fn upsert(
     pause_after_failures: i32,
     enabled: bool,
 ) -> sqlx::Result<Rule> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Rule,
         r#"
         INSERT INTO auto_topup_rules (customer, threshold, amount, top_up_to, currency, credit,
                                       max_topups_per_month, max_amount_per_month,
@@ -74,35 +77,55 @@ pub async fn upsert(
             pause_after_failures = EXCLUDED.pause_after_failures, enabled = EXCLUDED.enabled,
             consecutive_failures = 0, paused_at = NULL, paused_reason = NULL,
             last_skip_reason = NULL, check_due_at = now(), updated_at = now()
-        RETURNING *
+        RETURNING customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
         "#,
+        customer,
+        threshold,
+        amount,
+        top_up_to,
+        credit.currency.as_str(),
+        Json(credit) as _,
+        max_topups_per_month,
+        max_amount_per_month,
+        pause_after_failures,
+        enabled,
     )
-    .bind(customer)
-    .bind(threshold)
-    .bind(amount)
-    .bind(top_up_to)
-    .bind(credit.currency.as_str())
-    .bind(Json(credit))
-    .bind(max_topups_per_month)
-    .bind(max_amount_per_month)
-    .bind(pause_after_failures)
-    .bind(enabled)
     .fetch_one(db)
     .await
 }
 
 pub async fn find(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Option<Rule>> {
-    sqlx::query_as("SELECT * FROM auto_topup_rules WHERE customer = $1")
-        .bind(customer)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        Rule,
+        r#"SELECT customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
+           FROM auto_topup_rules WHERE customer = $1"#,
+        customer,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Option<Rule>> {
-    sqlx::query_as("DELETE FROM auto_topup_rules WHERE customer = $1 RETURNING *")
-        .bind(customer)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        Rule,
+        r#"DELETE FROM auto_topup_rules WHERE customer = $1
+           RETURNING customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at"#,
+        customer,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The customer's latest top-ups, newest first.
@@ -111,13 +134,8 @@ pub async fn recent(
     customer: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Purchase>> {
-    sqlx::query_as(
-        "SELECT * FROM purchases WHERE topup_customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(customer)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+    let row = sqlx::query_as!(PurchaseRow, "SELECT * FROM purchases WHERE topup_customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2", customer, limit).fetch_all(db).await?;
+    super::purchase_row::decode_all(row)
 }
 
 /// A debit on one of creditd's grants: the owner's rule is checked now. Debits on grants creditd
@@ -148,7 +166,8 @@ pub async fn claim_due(
     hold: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Rule>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Rule,
         r#"
         UPDATE auto_topup_rules r
         SET check_due_at = now() + make_interval(secs => $1)
@@ -157,11 +176,15 @@ pub async fn claim_due(
             WHERE enabled AND paused_at IS NULL AND check_due_at <= now()
             ORDER BY check_due_at LIMIT $2
             FOR UPDATE SKIP LOCKED)
-        RETURNING r.*
+        RETURNING r.customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
         "#,
+        hold.as_secs_f64(),
+        limit,
     )
-    .bind(hold.as_secs_f64())
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -11,7 +11,7 @@ use crate::outbound::event::EventType;
 use crate::outbound::send::Answer;
 
 /// A delivery a worker holds: the message, where it goes, and its frozen body if it has one.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
@@ -32,7 +32,8 @@ pub async fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Claimed>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Claimed,
         r#"
         WITH due AS (
             SELECT d.message_id, d.endpoint_id
@@ -52,16 +53,17 @@ pub async fn claim_due(
             WHERE d.message_id = due.message_id AND d.endpoint_id = due.endpoint_id
             RETURNING d.message_id, d.endpoint_id, d.attempts
         )
-        SELECT c.message_id, c.endpoint_id, c.attempts, m.event_type, m.purchase_id,
-               m.created_at, m.payload, e.url
+        SELECT c.message_id AS "message_id!: MessageId", c.endpoint_id AS "endpoint_id!: EndpointId",
+               c.attempts AS "attempts!", m.event_type AS "event_type: EventType",
+               m.purchase_id AS "purchase_id: PurchaseId", m.created_at, m.payload, e.url
         FROM claimed c
         JOIN webhook_messages m ON m.id = c.message_id
         JOIN webhook_endpoints e ON e.id = c.endpoint_id
         "#,
+        owner,
+        lease.as_secs_f64(),
+        limit,
     )
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 
+use super::purchase_row::PurchaseRow;
 use crate::ids::InvoiceId;
 use crate::purchase::{Purchase, PurchaseStatus, Settlement};
 
@@ -30,6 +31,9 @@ pub async fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Claimed>> {
+    // Not `query_as!`: the row is the whole purchase plus `taken_over`, and `query_as!` cannot
+    // flatten; `Purchase`'s `FromRow` decodes it through the same `PurchaseRow` as the checked
+    // statements, and the claim runs in nearly every test.
     let rows: Vec<ClaimedRow> = sqlx::query_as(
         r#"
         WITH due AS (
@@ -71,7 +75,8 @@ pub async fn claim_one(
     owner: &str,
     lease: Duration,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
@@ -80,12 +85,13 @@ pub async fn claim_one(
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         RETURNING *
         "#,
+        id,
+        owner,
+        lease.as_secs_f64()
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Write-ahead for a grant request: committed before the request leaves, so any later attempt
@@ -100,7 +106,8 @@ pub async fn mark_grant_requested(
     expires_after_days: Option<i64>,
     grant_value: i64,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET grant_requested = true,
@@ -111,14 +118,15 @@ pub async fn mark_grant_requested(
         WHERE id = $1 AND status = 'granting' AND lease_owner = $2 AND lease_expires_at > now()
         RETURNING *
         "#,
+        id,
+        owner,
+        lease.as_secs_f64(),
+        expires_after_days.map(|d| d as i32),
+        grant_value
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .bind(expires_after_days.map(|d| d as i32))
-    .bind(grant_value)
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Records the grant and what settled the invoice. Safe without the lease: the grant exists, and
@@ -133,7 +141,8 @@ pub async fn mark_granted(
     grant_voided_at: Option<i64>,
     settlement: &Settlement,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET status = CASE WHEN reversal_sync_due OR EXISTS (
@@ -154,13 +163,14 @@ pub async fn mark_granted(
         WHERE id = $1 AND status = 'granting'
         RETURNING *
         "#,
+        id,
+        grant_id,
+        grant_voided_at.map(|t| t as f64),
+        Json(settlement) as _
     )
-    .bind(id)
-    .bind(grant_id)
-    .bind(grant_voided_at.map(|t| t as f64))
-    .bind(Json(settlement))
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Ends the attempt in a final state (`rejected`, `failed`) if this worker still holds the lease.

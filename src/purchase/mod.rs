@@ -161,8 +161,8 @@ pub struct Settlement {
     pub paid_out_of_band: i64,
 }
 
-/// A purchase as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A purchase as stored; decoded from [`crate::db::purchase_row::PurchaseRow`].
+#[derive(Debug, Clone)]
 pub struct Purchase {
     pub id: PurchaseId,
     pub status: PurchaseStatus,
