@@ -132,14 +132,14 @@ async fn requests_and_scrapes_use_indexes_whatever_the_history() {
         ),
         (
             "the purchase list's first page",
-            explain_prepared(&mut session, "%UNION ALL%", "NULL, NULL, NULL, 11, NULL").await,
+            explain_prepared(&mut session, "%UNION ALL%", "NULL, NULL, 11").await,
         ),
         (
             "the purchase list's next page",
             explain_prepared(
                 &mut session,
                 "%UNION ALL%",
-                &format!("NULL, '{}', '{}', 11, NULL", newest.created_at, newest.id),
+                &format!("'{}', '{}', 11", newest.created_at, newest.id),
             )
             .await,
         ),
@@ -147,8 +147,8 @@ async fn requests_and_scrapes_use_indexes_whatever_the_history() {
             "the purchase list of one status",
             explain_prepared(
                 &mut session,
-                "%WHERE status = $1 AND%",
-                "'failed', NULL, NULL, 11, NULL",
+                "%WHERE status = $1%",
+                "'failed', NULL, NULL, 11",
             )
             .await,
         ),
@@ -156,8 +156,8 @@ async fn requests_and_scrapes_use_indexes_whatever_the_history() {
             "one customer's purchases",
             explain_prepared(
                 &mut session,
-                "%WHERE customer = $5%",
-                "NULL, NULL, NULL, 11, 'cus_hist42'",
+                "%WHERE customer = $1%",
+                "'cus_hist42', NULL, NULL, NULL, 11",
             )
             .await,
         ),
