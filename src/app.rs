@@ -9,30 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
-use crate::secret::Secret;
 use crate::services::{RetryPolicy, Services};
+use crate::state::{AppState, WebhookSettings};
 use crate::{db, http, worker};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    pub api_token: Secret,
-    pub admin_token: Secret,
-    pub webhook: Arc<WebhookSettings>,
-    /// Fires when shutdown starts; readiness then fails so load balancers stop sending traffic.
-    pub shutdown: CancellationToken,
-    /// Longest one request may take, body included.
-    pub request_timeout: Duration,
-    /// Outbound webhook settings, and the bell that wakes delivery workers.
-    pub outbound: Arc<crate::outbound::Outbound>,
-}
-
-pub struct WebhookSettings {
-    pub secrets: Vec<Secret>,
-    pub tolerance_secs: u64,
-    pub max_body_bytes: usize,
-}
 
 pub struct Application {
     listener: TcpListener,

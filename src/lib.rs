@@ -53,6 +53,8 @@ pub mod sandbox;
 pub mod secret;
 /// Shared handles for workers and handlers.
 pub mod services;
+/// What every handler can reach.
+pub mod state;
 /// Stripe: signatures, client, objects.
 pub mod stripe;
 /// Logging setup.

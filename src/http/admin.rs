@@ -12,13 +12,13 @@ use crate::admin::replay::ReplayError;
 use crate::admin::resync::ResyncParams;
 use crate::admin::retry::RetryError;
 use crate::admin::{ACTOR_HTTP, audit, replay, resync, retry};
-use crate::app::AppState;
 use crate::db;
 use crate::error::ErrorResponse;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
 use crate::http::wire;
 use crate::ids::{EventId, InvalidId, PurchaseId, ResyncId};
+use crate::state::AppState;
 
 /// Rejects a malformed path id before anything (a lookup, an audit row, a Stripe call) happens.
 fn check_id<T>(field: &str, parsed: Result<T, InvalidId>) -> ApiResult<T> {

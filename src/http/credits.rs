@@ -7,11 +7,11 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::error::ErrorResponse;
 use crate::http::wire;
 use crate::money::{Currency, Money};
+use crate::state::AppState;
 use crate::stripe::form::Form;
 use crate::stripe::{StripeError, StripeRequest};
 

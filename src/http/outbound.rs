@@ -9,7 +9,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::{ACTOR_HTTP, audit};
-use crate::app::AppState;
 use crate::db;
 use crate::db::webhook_endpoints::Endpoint;
 use crate::error::{ApiError, ApiResult, ErrorResponse};
@@ -17,6 +16,7 @@ use crate::http::wire;
 use crate::ids::EndpointId;
 use crate::outbound::{request, signing};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -8,13 +8,13 @@ use utoipa_axum::routes;
 
 use super::outbound::json_body;
 use crate::admin::{ACTOR_HTTP, audit};
-use crate::app::AppState;
 use crate::db;
 use crate::db::webhook_messages::Filter;
 use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::http::wire;
 use crate::ids::{EndpointId, MessageId, PurchaseId};
 use crate::outbound::event::DeliveryStatus;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

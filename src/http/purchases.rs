@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::db;
 use crate::error::ErrorResponse;
 use crate::error::{ApiError, ApiResult, OnConstraint};
@@ -16,6 +15,7 @@ use crate::funding;
 use crate::http::wire;
 use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{self, Purchase, PurchaseStatus};
+use crate::state::AppState;
 use crate::stripe::StripeRequest;
 use crate::stripe::form::Form;
 use crate::stripe::types::Invoice;
