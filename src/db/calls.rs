@@ -2,12 +2,14 @@
 
 use sqlx::PgExecutor;
 
+use crate::ids::PurchaseId;
 use crate::stripe::{StripeError, StripeRequest};
 
-/// Records one logical call (after the client's own retries) and how it ended.
+/// Records one logical call (after the client's own retries) and how it ended. Callers go
+/// through `attempt::send_and_record`, so no call is sent without its row.
 pub async fn record<T>(
     db: impl PgExecutor<'_>,
-    purchase_id: &str,
+    purchase_id: &PurchaseId,
     request: &StripeRequest,
     outcome: &Result<T, StripeError>,
 ) -> sqlx::Result<()> {
