@@ -1,6 +1,7 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
 pub mod checkout;
+pub mod credits;
 pub mod funding;
 pub mod reversal;
 pub mod topup;
