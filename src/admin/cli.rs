@@ -2,50 +2,27 @@
 //! terminal against the database and Stripe, without an HTTP server or workers. Purchases they
 //! make due are fulfilled by the running servers' workers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tokio::sync::Notify;
 
 use super::{ACTOR_CLI, audit, replay, resync};
 use crate::config::AdminCliConfig;
 use crate::db;
 use crate::db::admin::Resync;
-use crate::metrics::Metrics;
-use crate::services::{RetryPolicy, Services};
+use crate::services::Services;
 
 /// Connects to the database (applying no migrations: the servers own them) and to Stripe.
 pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
     config.validate().map_err(anyhow::Error::msg)?;
-    let pool = db::connect(&config.database).await?;
-    if !db::is_ready(&pool).await {
+    let services = Services::connect(&config.database, &config.stripe, &config.policy).await?;
+    if !db::is_ready(&services.db).await {
         anyhow::bail!(
             "the database is unreachable or not migrated; start a server or run `creditd migrate` first"
         );
     }
-    let metrics = Metrics::new();
-    let stripe = config.stripe.client(metrics.clone())?;
-    Ok(Services {
-        db: pool,
-        recorder: Arc::new(crate::db::event_recorder(&config.database)?),
-        stripe,
-        metrics,
-        policy: RetryPolicy {
-            lease: Duration::from_secs(config.worker_lease_secs),
-            max_attempts: 10,
-            base_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(1800),
-            unknown_outcome_settle: Duration::from_secs(60),
-            // The CLI records events only; workers (in the server) move credits.
-            reversal: crate::reversal::ReversalPolicy::Reverse,
-            topup_sweep: Duration::from_secs(300),
-            topup_cooldown: Duration::from_secs(300),
-        },
-        livemode: config.stripe.livemode(),
-        wake: Arc::new(Notify::new()),
-    })
+    Ok(services)
 }
 
 /// Runs a re-sync in the foreground with a progress bar, then prints a summary table.
