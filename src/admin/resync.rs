@@ -21,6 +21,7 @@ use crate::ingest;
 use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::StripeError;
+use crate::stripe::api::resync as stripe_resync;
 use crate::stripe::types::{Event, Invoice, List};
 
 /// How many times a page whose listing failed transiently is tried again before the re-sync fails.
@@ -130,7 +131,7 @@ async fn fetch_page(
     id: &str,
     owner: &str,
 ) -> anyhow::Result<Result<List<Box<RawValue>>, StripeError>> {
-    let request = params.page_request(cursor);
+    let request = stripe_resync::list_page(params, cursor);
     let mut attempt = 0;
     loop {
         match services.stripe.send::<List<Box<RawValue>>>(&request).await {

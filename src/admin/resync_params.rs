@@ -1,12 +1,9 @@
-//! What a re-sync covers: its parameters, parsed from the request and validated, and the Stripe
-//! list request for each page.
+//! What a re-sync covers: its parameters, parsed from the request and validated. The Stripe list
+//! request for each page is built in `stripe::api::resync`.
 
 use serde_json::Value;
 
 use super::resync_request::ResyncRequest;
-
-use crate::stripe::StripeRequest;
-use crate::stripe::form::Form;
 
 /// How long Stripe keeps events.
 pub const EVENT_RETENTION_SECS: i64 = 30 * 86_400;
@@ -48,36 +45,6 @@ impl ResyncParams {
     /// Validates a JSON request body at time `now` (unix seconds).
     pub fn parse(body: &Value, now: i64) -> Result<ResyncParams, FieldError> {
         ResyncRequest::from_json(body)?.validate(now)
-    }
-
-    /// The listing request for the page after `cursor`.
-    pub fn page_request(&self, cursor: Option<&str>) -> StripeRequest {
-        let mut form = Form::new();
-        let path = match self.source {
-            Source::Events => {
-                for (i, t) in self.types.iter().enumerate() {
-                    form.push(format!("types[{i}]"), t);
-                }
-                if self.only_undelivered {
-                    form.push("delivery_success", "false");
-                }
-                "/v1/events"
-            }
-            Source::Invoices => {
-                form.push("status", "paid");
-                "/v1/invoices"
-            }
-        };
-        // Events are listed by when they happened. Invoices are listed by creation, so an invoice
-        // paid inside the window may have been created any time before it: list every paid
-        // invoice created up to the window's end and keep those paid inside it.
-        if self.source == Source::Events {
-            form.push("created[gte]", self.since);
-        }
-        form.push_opt("created[lte]", self.until);
-        form.push("limit", PAGE_SIZE);
-        form.push_opt("starting_after", cursor);
-        StripeRequest::get(path, form)
     }
 }
 
@@ -129,21 +96,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.source, Source::Invoices);
-    }
-
-    #[test]
-    fn page_requests_use_stripes_parameters() {
-        let p = ResyncParams::parse(
-            &json!({"since": 100, "until": 200, "only_undelivered": true, "types": ["invoice.paid", "invoice.voided"]}),
-            300,
-        )
-        .unwrap();
-        let request = p.page_request(Some("evt_1"));
-        assert_eq!(request.path, "/v1/events");
-        assert_eq!(
-            request.params.encode(),
-            "types%5B0%5D=invoice.paid&types%5B1%5D=invoice.voided&delivery_success=false\
-             &created%5Bgte%5D=100&created%5Blte%5D=200&limit=100&starting_after=evt_1"
-        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod checkout;
 pub mod credits;
 pub mod funding;
+pub mod resync;
 pub mod reversal;
 pub mod topup;
 
