@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{ACTOR_CLI, audit, replay, resync};
 use crate::config::AdminCliConfig;
 use crate::db;
-use crate::db::admin::Resync;
+use crate::db::resyncs::{Resync, ResyncStatus};
 use crate::services::Services;
 
 /// Connects to the database (applying no migrations: the servers own them) and to Stripe.
@@ -54,23 +54,24 @@ pub async fn resync(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut on_page = |r: &Resync| {
+        let c = &r.counts;
         bar.set_message(format!(
             "page {}: seen {} new {} duplicate {} granted {} unmatched {} failed {}",
-            r.pages, r.seen, r.new, r.duplicate, r.granted, r.unmatched, r.failed
+            r.pages, c.seen, c.new, c.duplicate, c.granted, c.unmatched, c.failed
         ));
     };
     let done = resync::run(&services, created, &owner, &mut on_page).await?;
     bar.finish_and_clear();
     println!("{}", summary(&done));
-    if done.status == "running" {
+    if done.status == ResyncStatus::Running {
         println!(
             "this command lost the re-sync's lease; a server continues it: GET /admin/resync/{}",
             done.id
         );
-    } else if !params.dry_run && done.granted > 0 {
+    } else if !params.dry_run && done.counts.granted > 0 {
         println!(
             "{} purchase(s) are now due; the running creditd servers' workers create their grants.",
-            done.granted
+            done.counts.granted
         );
     }
     Ok(done)
@@ -79,13 +80,14 @@ pub async fn resync(
 /// The counts as a two-column table.
 pub fn summary(r: &Resync) -> String {
     let mut out = format!("re-sync {}: {}\n", r.id, r.status);
+    let c = &r.counts;
     for (name, value) in [
-        ("seen", r.seen),
-        ("new", r.new),
-        ("duplicate", r.duplicate),
-        ("granted", r.granted),
-        ("unmatched", r.unmatched),
-        ("failed", r.failed),
+        ("seen", c.seen),
+        ("new", c.new),
+        ("duplicate", c.duplicate),
+        ("granted", c.granted),
+        ("unmatched", c.unmatched),
+        ("failed", c.failed),
     ] {
         out.push_str(&format!("  {name:<10} {value:>8}\n"));
     }

@@ -128,3 +128,17 @@ pub async fn find(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Stor
     .fetch_optional(db)
     .await
 }
+
+/// Points a recorded event at the purchase a replay scheduled, so the purchase's history shows it.
+pub async fn attach_to_purchase(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+    purchase_id: &PurchaseId,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE stripe_events SET purchase_id = $2 WHERE id = $1 AND purchase_id IS NULL")
+        .bind(event_id)
+        .bind(purchase_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

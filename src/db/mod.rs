@@ -1,8 +1,9 @@
 //! The only place with SQL. Functions take an executor so they run on the pool or in a transaction.
 
-pub mod admin;
+pub mod audit;
 pub mod calls;
 pub mod checkout;
+pub mod event_listing;
 pub mod events;
 pub mod grant_moves;
 pub mod leases;
@@ -11,10 +12,13 @@ pub mod plans;
 pub mod purchase_row;
 pub mod purchases;
 pub mod recorder;
+pub mod resync_events;
+pub mod resyncs;
 pub mod retention;
 pub mod reversals;
 pub mod status_counts;
 pub mod topups;
+pub mod transitions;
 pub mod unknown_writes;
 pub mod webhook_deliveries;
 pub mod webhook_endpoints;

@@ -53,8 +53,7 @@ fn missing(id: &str) -> ApiError {
 /// Audits an action on an endpoint with the endpoint (never a secret) as its result.
 async fn audited(state: &AppState, action: &str, arguments: Value, endpoint: &Endpoint) -> Answer {
     let answer = wire::WebhookEndpoint::from(endpoint);
-    let recorded = serde_json::to_value(&answer).expect("plain data serializes");
-    audit::record(&state.services, action, ACTOR_HTTP, &arguments, &recorded).await?;
+    audit::record(&state.services, action, ACTOR_HTTP, &arguments, &answer).await?;
     Ok(axum::Json(answer))
 }
 
@@ -268,7 +267,7 @@ async fn recover(
         "webhook_endpoint.recover",
         ACTOR_HTTP,
         &arguments,
-        &json!({"requeued": requeued}),
+        &answer,
     )
     .await?;
     Ok(axum::Json(answer))

@@ -122,14 +122,15 @@ async fn retry(
         .ok_or_else(|| ApiError::not_found("webhook message", &id))?;
     let requeued = db::webhook_deliveries::retry_message(db, &id, endpoint.as_deref()).await?;
     state.outbound.wake.notify_waiters();
+    let answer = wire::Requeued { requeued };
     let arguments = json!({"id": id, "endpoint": endpoint});
     audit::record(
         &state.services,
         "webhook_message.retry",
         ACTOR_HTTP,
         &arguments,
-        &json!({"requeued": requeued}),
+        &answer,
     )
     .await?;
-    Ok(axum::Json(wire::Requeued { requeued }))
+    Ok(axum::Json(answer))
 }

@@ -39,3 +39,11 @@ fn http_does_not_import_the_application() {
     assert!(searched > 5, "src/http has only {searched} files");
     assert!(hits.is_empty(), "http imports crate::app: {hits:?}");
 }
+
+/// The database returns rows; the API's JSON is shaped by the wire types in `http/wire`.
+#[test]
+fn no_json_for_the_api_is_built_in_sql() {
+    let (searched, hits) = files_containing("db", "json_build_object");
+    assert!(searched > 10, "src/db has only {searched} files");
+    assert!(hits.is_empty(), "db builds JSON in SQL: {hits:?}");
+}
