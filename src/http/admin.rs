@@ -212,7 +212,7 @@ async fn explain_purchase(
     let grant_moves = db::grant_moves::moves_of(db, &purchase.id).await?;
     Ok(axum::Json(wire::PurchaseExplained {
         purchase: wire::Purchase::from(&purchase).with_reversals(&reversals),
-        grant_moves,
+        grant_moves: grant_moves.into_iter().map(wire::GrantMove::from).collect(),
         grant: wire::GrantState {
             id: purchase.credit_grant_id.clone(),
             requested: purchase.grant_requested,

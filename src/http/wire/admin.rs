@@ -10,6 +10,7 @@ use crate::db::resyncs::ResyncStatus;
 use crate::ids::{EventId, InvoiceId, PurchaseId, ResyncId};
 use crate::purchase::PurchaseStatus;
 use crate::purchase::lifecycle::Outcome;
+use crate::reversal::{Direction, EndAction, MovePolicy, MoveStep};
 
 /// A re-sync that was accepted and runs in the background.
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,8 +207,7 @@ pub struct PurchaseExplained {
     pub grant: GrantState,
     /// Every change a refund or dispute made to the credits, step by step: the balance it read,
     /// the grant it voided or expired, the replacement, the shortfall.
-    #[schema(value_type = Vec<Object>)]
-    pub grant_moves: Vec<crate::db::grant_moves::GrantMove>,
+    pub grant_moves: Vec<GrantMove>,
     pub paid_event_id: Option<String>,
     /// Status transitions, oldest first.
     pub history: Vec<StatusChange>,
@@ -293,6 +293,58 @@ impl From<db::calls::StripeCall> for StripeCall {
             http_status: row.http_status,
             error: row.error,
             at: row.at,
+        }
+    }
+}
+
+/// One change a refund or dispute made to a purchase's credits, as planned and carried out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantMove {
+    pub reversal_id: String,
+    /// take or restore.
+    #[schema(value_type = String)]
+    pub direction: Direction,
+    /// planned, replacing or done.
+    #[schema(value_type = String)]
+    pub step: MoveStep,
+    /// reverse, record_only or at_grant.
+    #[schema(value_type = String)]
+    pub policy: MovePolicy,
+    /// Credits the move takes (or gives back).
+    pub credits: i64,
+    pub available_before: i64,
+    /// Credits a take could not take back: the customer had used them already.
+    pub shortfall: i64,
+    pub old_grant_id: Option<String>,
+    /// void, expire or none: what the move does to the current grant.
+    #[schema(value_type = String)]
+    pub end_action: EndAction,
+    pub new_amount: i64,
+    pub new_grant_id: Option<String>,
+    /// RFC 3339.
+    #[schema(value_type = String)]
+    pub planned_at: chrono::DateTime<chrono::Utc>,
+    /// RFC 3339; None until the move is carried out.
+    #[schema(value_type = Option<String>)]
+    pub done_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<db::grant_moves::GrantMove> for GrantMove {
+    fn from(row: db::grant_moves::GrantMove) -> Self {
+        GrantMove {
+            reversal_id: row.reversal_id,
+            direction: row.direction,
+            step: row.step,
+            policy: row.policy,
+            credits: row.credits,
+            available_before: row.available_before,
+            shortfall: row.shortfall,
+            old_grant_id: row.old_grant_id,
+            end_action: row.end_action,
+            new_amount: row.new_amount,
+            new_grant_id: row.new_grant_id,
+            planned_at: row.planned_at,
+            done_at: row.done_at,
         }
     }
 }

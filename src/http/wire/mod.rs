@@ -9,8 +9,8 @@ mod reversal;
 mod topup;
 
 pub use admin::{
-    EventList, GrantState, PurchaseEvent, PurchaseExplained, RecordedEvent, Replayed, Resync,
-    ResyncCounts, ResyncOutcome, ResyncStarted, StatusChange, StripeCall,
+    EventList, GrantMove, GrantState, PurchaseEvent, PurchaseExplained, RecordedEvent, Replayed,
+    Resync, ResyncCounts, ResyncOutcome, ResyncStarted, StatusChange, StripeCall,
 };
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
 pub use outbound::{
