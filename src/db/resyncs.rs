@@ -26,6 +26,16 @@ impl ResyncStatus {
             ResyncStatus::Failed => "failed",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ResyncStatus::Running,
+            ResyncStatus::Completed,
+            ResyncStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
 }
 
 impl std::fmt::Display for ResyncStatus {
@@ -34,30 +44,14 @@ impl std::fmt::Display for ResyncStatus {
     }
 }
 
-// Callers that only hold the stored text (the `creditd resync` exit code) compare with it.
+// `creditd resync` (main.rs) picks its exit code by comparing with the stored spelling.
 impl PartialEq<&str> for ResyncStatus {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
 }
 
-// Stored as text under a CHECK constraint, like `PurchaseStatus`.
-impl sqlx::Type<sqlx::Postgres> for ResyncStatus {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <String as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-}
-
-impl sqlx::Decode<'_, sqlx::Postgres> for ResyncStatus {
-    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-        match <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)? {
-            "running" => Ok(ResyncStatus::Running),
-            "completed" => Ok(ResyncStatus::Completed),
-            "failed" => Ok(ResyncStatus::Failed),
-            other => Err(format!("unknown re-sync status {other:?}").into()),
-        }
-    }
-}
+crate::text_column::text_column!(ResyncStatus, "re-sync status");
 
 /// What a re-sync did with the objects it saw, recomputed from `resync_events` at every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
