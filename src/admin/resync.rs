@@ -8,6 +8,7 @@
 //! `stripe_events`, and the `pending` time tells which of them this re-sync recorded, so the
 //! counts come out as if there had been no crash.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::resync_params::{EVENT_RETENTION_SECS, MAX_TYPES, PAGE_SIZE, ResyncParams, Source};
 use crate::db;
-use crate::db::resync_events::ObjectOutcome;
+use crate::db::resync_events::{ObjectOutcome, RecordedEvent};
 use crate::db::resyncs::Resync;
 use crate::ids::{InvoiceId, ResyncId};
 use crate::ingest;
@@ -82,11 +83,27 @@ pub async fn run(
         if !ids.is_empty() {
             db::resync_events::mark_pending(&services.db, &id, &ids).await?;
         }
+        // Recording an event that is already there changes nothing (the statement finds its id
+        // first), so the page's recorded events are looked up once and only the others are
+        // recorded: a catch-up over history is mostly such events.
+        let mut recorded: HashMap<String, RecordedEvent> =
+            if params.source == Source::Events && !params.dry_run && !ids.is_empty() {
+                db::resync_events::recorded_events(&services.db, &id, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|stored| (stored.id.clone(), stored))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
         let mut outcomes = Vec::with_capacity(page.data.len());
         for (raw, object_id) in page.data.iter().zip(&ids) {
-            let outcome = match params.source {
-                Source::Events => process_event(services, &params, &id, object_id, raw).await,
-                Source::Invoices => process_invoice(services, &params, object_id, raw).await,
+            let outcome = match (params.source, recorded.remove(object_id)) {
+                (Source::Events, Some(stored)) => already_recorded(object_id, Some(stored)),
+                (Source::Events, None) => {
+                    process_event(services, &params, &id, object_id, raw).await
+                }
+                (Source::Invoices, _) => process_invoice(services, &params, object_id, raw).await,
             };
             if !params.dry_run {
                 services.metrics.catch_up("resync", &outcome.outcome);
@@ -199,12 +216,18 @@ async fn process_event(
             error: None,
         };
     }
-    // A duplicate: either recorded before (webhook, other re-sync), or by this re-sync on a page
-    // that a crash interrupted before it was committed.
-    let stored = db::resync_events::recorded_event(&services.db, resync_id, id)
+    // Recorded since the page's lookup (a webhook or another re-sync won the race).
+    let stored = db::resync_events::recorded_events(&services.db, resync_id, &[id.to_owned()])
         .await
         .ok()
-        .flatten();
+        .and_then(|mut found| found.pop());
+    already_recorded(id, stored)
+}
+
+/// The outcome of an event whose recording found it already there: recorded before (webhook,
+/// other re-sync), or by this re-sync on a page that a crash interrupted before its commit, which
+/// counts as this re-sync's own.
+fn already_recorded(id: &str, stored: Option<RecordedEvent>) -> ObjectOutcome {
     match stored {
         Some(stored) if stored.by_this_resync => ObjectOutcome {
             id: id.to_string(),

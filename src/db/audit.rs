@@ -12,13 +12,13 @@ pub async fn record(
     arguments: &(impl Serialize + Sync),
     result: &(impl Serialize + Sync),
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO admin_audit (action, actor, arguments, result) VALUES ($1, $2, $3, $4)",
+        action,
+        actor,
+        Json(arguments) as _,
+        Json(result) as _,
     )
-    .bind(action)
-    .bind(actor)
-    .bind(Json(arguments))
-    .bind(Json(result))
     .execute(db)
     .await?;
     Ok(())

@@ -18,23 +18,23 @@ pub async fn record<T>(
         Ok(_) => (Some(200), None),
         Err(e) => (e.status().map(i32::from), Some(e.to_string())),
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO stripe_calls (purchase_id, method, path, idempotency_key, http_status, error)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        purchase_id,
+        request.method.as_str(),
+        &request.path,
+        request.idempotency_key.as_deref(),
+        status,
+        error
     )
-    .bind(purchase_id)
-    .bind(request.method.as_str())
-    .bind(&request.path)
-    .bind(request.idempotency_key.as_deref())
-    .bind(status)
-    .bind(error)
     .execute(db)
     .await?;
     Ok(())
 }
 
 /// One logged call, as an operator sees it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StripeCall {
     pub method: String,
     pub path: String,
@@ -51,14 +51,15 @@ pub async fn of_purchase(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<StripeCall>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        StripeCall,
         r#"
         SELECT method, path, idempotency_key, http_status, error,
-               extract(epoch FROM at)::bigint AS at
+               extract(epoch FROM at)::bigint AS "at!"
         FROM stripe_calls WHERE purchase_id = $1 ORDER BY id
         "#,
+        purchase_id as &PurchaseId,
     )
-    .bind(purchase_id)
     .fetch_all(db)
     .await
 }

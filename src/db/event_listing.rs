@@ -7,10 +7,9 @@ use crate::ids::{EventId, InvoiceId, PurchaseId};
 use crate::purchase::lifecycle::Outcome;
 
 /// One recorded event in a listing.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventSummary {
     pub id: EventId,
-    #[sqlx(rename = "type")]
     pub event_type: String,
     pub livemode: bool,
     /// Stripe's `created`, unix seconds.
@@ -42,10 +41,13 @@ pub async fn page(
         },
     };
     let (received_before, id_before) = cursor.unzip();
-    let rows = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        EventSummary,
         r#"
-        SELECT id, type, livemode, stripe_created AS created, invoice_id, purchase_id, outcome,
-               source, extract(epoch FROM received_at)::bigint AS received
+        SELECT id AS "id: EventId", type AS event_type, livemode, stripe_created AS created,
+               invoice_id AS "invoice_id: InvoiceId", purchase_id AS "purchase_id: PurchaseId",
+               outcome AS "outcome: Outcome", source,
+               extract(epoch FROM received_at)::bigint AS "received!"
         FROM stripe_events
         WHERE ($1::text IS NULL OR outcome = $1)
           AND ($2::text IS NULL OR type = $2)
@@ -53,22 +55,21 @@ pub async fn page(
         ORDER BY received_at DESC, id DESC
         LIMIT $5
         "#,
+        outcome,
+        event_type,
+        received_before,
+        id_before.as_deref(),
+        limit,
     )
-    .bind(outcome)
-    .bind(event_type)
-    .bind(received_before)
-    .bind(id_before)
-    .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(Some(rows))
 }
 
 /// One event in a purchase's history.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PurchaseEvent {
     pub id: EventId,
-    #[sqlx(rename = "type")]
     pub event_type: String,
     /// Stripe's `created`, unix seconds.
     pub created: i64,
@@ -90,34 +91,35 @@ pub struct PurchaseEvent {
 /// invoice is written once. What is left out is an event of another type than `invoice.paid` that
 /// names the purchase only in its metadata while the purchase still has no invoice: a moment of
 /// funding, and nothing creditd acts on.
-const PURCHASE_EVENTS: &str = r#"
-WITH p AS (SELECT invoice_id FROM purchases WHERE id = $1)
-SELECT id, type, stripe_created AS created, outcome, source,
-       extract(epoch FROM received_at)::bigint AS received
-FROM (
-    SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
-    WHERE type = 'invoice.paid' AND invoice_id = (SELECT invoice_id FROM p)
-    UNION
-    SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
-    WHERE type <> 'invoice.paid' AND invoice_id = (SELECT invoice_id FROM p)
-    UNION
-    SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
-    WHERE type = 'invoice.paid' AND metadata_purchase_id = $1
-    UNION
-    -- Refunds, disputes and Checkout sessions: matched to the purchase, no invoice on the event.
-    SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
-    WHERE invoice_id IS NULL AND purchase_id = $1
-) e
-ORDER BY received_at, id
-"#;
-
-/// The events of one purchase, oldest first (see [`PURCHASE_EVENTS`]).
 pub async fn of_purchase(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<PurchaseEvent>> {
-    sqlx::query_as(PURCHASE_EVENTS)
-        .bind(purchase_id)
-        .fetch_all(db)
-        .await
+    sqlx::query_as!(
+        PurchaseEvent,
+        r#"
+        WITH p AS (SELECT invoice_id FROM purchases WHERE id = $1)
+        SELECT id AS "id!: EventId", type AS "event_type!", stripe_created AS "created!",
+               outcome AS "outcome!: Outcome", source AS "source!",
+               extract(epoch FROM received_at)::bigint AS "received!"
+        FROM (
+            SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
+            WHERE type = 'invoice.paid' AND invoice_id = (SELECT invoice_id FROM p)
+            UNION
+            SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
+            WHERE type <> 'invoice.paid' AND invoice_id = (SELECT invoice_id FROM p)
+            UNION
+            SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
+            WHERE type = 'invoice.paid' AND metadata_purchase_id = $1
+            UNION
+            -- Refunds, disputes and Checkout sessions: matched to the purchase, no invoice on the event.
+            SELECT id, type, stripe_created, outcome, source, received_at FROM stripe_events
+            WHERE invoice_id IS NULL AND purchase_id = $1
+        ) e
+        ORDER BY received_at, id
+        "#,
+        purchase_id as &PurchaseId,
+    )
+    .fetch_all(db)
+    .await
 }

@@ -135,10 +135,12 @@ pub async fn attach_to_purchase(
     event_id: &str,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE stripe_events SET purchase_id = $2 WHERE id = $1 AND purchase_id IS NULL")
-        .bind(event_id)
-        .bind(purchase_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE stripe_events SET purchase_id = $2 WHERE id = $1 AND purchase_id IS NULL",
+        event_id,
+        purchase_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -9,48 +9,51 @@ use crate::purchase::lifecycle::Outcome;
 /// Marks the objects of a page as being processed, before any of them is. A page redone after a
 /// crash keeps the original time, which tells the redo which events this re-sync itself recorded.
 pub async fn mark_pending(db: &PgPool, resync_id: &ResyncId, ids: &[String]) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         r#"
         INSERT INTO resync_events (resync_id, event_id, outcome)
         SELECT $1, unnest($2::text[]), 'pending'
         ON CONFLICT (resync_id, event_id) DO NOTHING
         "#,
+        resync_id,
+        ids
     )
-    .bind(resync_id)
-    .bind(ids)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// What a re-sync needs to know about an event its recording found already there: the stored
-/// outcome and purchase, and whether this re-sync itself recorded it, after marking it pending
-/// (a page interrupted by a crash, now being redone, recorded it the first time round). One
-/// round trip, and without the payload: re-sync pays it for every duplicate.
-pub async fn recorded_event(
+/// What a re-sync needs to know about the events of a page that are already recorded: each
+/// one's stored outcome and purchase, and whether this re-sync itself recorded it after marking
+/// it pending (a page interrupted by a crash, now being redone, recorded it the first time
+/// round). One round trip for the whole page, without payloads: a catch-up over history is
+/// mostly duplicates, and they need nothing else.
+pub async fn recorded_events(
     db: impl PgExecutor<'_>,
     resync_id: &ResyncId,
-    event_id: &str,
-) -> sqlx::Result<Option<RecordedEvent>> {
-    sqlx::query_as(
+    event_ids: &[String],
+) -> sqlx::Result<Vec<RecordedEvent>> {
+    sqlx::query_as!(
+        RecordedEvent,
         r#"
-        SELECT e.outcome, e.purchase_id,
+        SELECT e.id, e.outcome AS "outcome: Outcome", e.purchase_id AS "purchase_id: PurchaseId",
                EXISTS (SELECT 1 FROM resync_events r
                        WHERE r.resync_id = $1 AND r.event_id = e.id
-                         AND e.source = 'resync' AND e.received_at >= r.at) AS by_this_resync
+                         AND e.source = 'resync' AND e.received_at >= r.at) AS "by_this_resync!"
         FROM stripe_events e
-        WHERE e.id = $2
+        WHERE e.id = ANY($2)
         "#,
+        resync_id as &ResyncId,
+        event_ids,
     )
-    .bind(resync_id)
-    .bind(event_id)
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }
 
-/// See [`recorded_event`].
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// See [`recorded_events`].
+#[derive(Debug, Clone)]
 pub struct RecordedEvent {
+    pub id: String,
     pub outcome: Outcome,
     pub purchase_id: Option<PurchaseId>,
     pub by_this_resync: bool,
@@ -78,11 +81,11 @@ pub async fn commit_page(
     finished: bool,
 ) -> sqlx::Result<bool> {
     let mut tx = db.begin().await?;
-    let held: Option<(String,)> = sqlx::query_as(
+    let held = sqlx::query_scalar!(
         "SELECT id FROM resyncs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR UPDATE",
+        resync_id as &ResyncId,
+        owner,
     )
-    .bind(resync_id)
-    .bind(owner)
     .fetch_optional(&mut *tx)
     .await?;
     if held.is_none() {
@@ -93,7 +96,7 @@ pub async fn commit_page(
     let column = |field: fn(&ObjectOutcome) -> Option<String>| -> Vec<Option<String>> {
         outcomes.iter().map(field).collect()
     };
-    sqlx::query(
+    sqlx::query!(
         r#"
         INSERT INTO resync_events (resync_id, event_id, outcome, new, purchase_id, error)
         SELECT DISTINCT ON (o.event_id) $1, o.event_id, o.outcome, o.new, o.purchase_id, o.error
@@ -106,17 +109,16 @@ pub async fn commit_page(
         SET outcome = EXCLUDED.outcome, new = EXCLUDED.new, purchase_id = EXCLUDED.purchase_id,
             error = EXCLUDED.error
         "#,
+        resync_id,
+        &column(|o| Some(o.id.clone())) as _,
+        &column(|o| Some(o.outcome.clone())) as _,
+        &outcomes.iter().map(|o| o.new).collect::<Vec<bool>>(),
+        &column(|o| o.purchase_id.as_ref().map(ToString::to_string)) as _,
+        &column(|o| o.error.clone()) as _,
     )
-    .bind(resync_id)
-    .bind(column(|o| Some(o.id.clone())))
-    .bind(column(|o| Some(o.outcome.clone())))
-    .bind(outcomes.iter().map(|o| o.new).collect::<Vec<bool>>())
-    .bind(column(|o| o.purchase_id.as_ref().map(ToString::to_string)))
-    .bind(column(|o| o.error.clone()))
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        r#"
+    sqlx::query!(r#"
         WITH counts AS (
             SELECT count(*) FILTER (WHERE outcome <> 'pending') AS seen,
                    count(*) FILTER (WHERE new) AS new,
@@ -136,11 +138,7 @@ pub async fn commit_page(
             lease_expires_at = CASE WHEN $3 THEN NULL ELSE r.lease_expires_at END
         FROM counts c
         WHERE r.id = $1
-        "#,
-    )
-    .bind(resync_id)
-    .bind(cursor)
-    .bind(finished)
+        "#, resync_id, cursor, finished)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -166,14 +164,15 @@ pub async fn outcomes(
     resync_id: &ResyncId,
     limit: i64,
 ) -> sqlx::Result<Vec<ResyncOutcome>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ResyncOutcome,
         r#"
-        SELECT event_id, outcome, new, purchase_id, error
+        SELECT event_id, outcome, new, purchase_id AS "purchase_id: PurchaseId", error
         FROM resync_events WHERE resync_id = $1 ORDER BY seq LIMIT $2
         "#,
+        resync_id as &ResyncId,
+        limit,
     )
-    .bind(resync_id)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

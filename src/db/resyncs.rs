@@ -64,7 +64,8 @@ pub struct ResyncCounts {
     pub failed: i32,
 }
 
-/// A re-sync as stored.
+/// A re-sync as stored. Read with `query_as` and this `FromRow` rather than `query_as!`, which
+/// cannot flatten `counts`; the three whole-row statements run in every re-sync test.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Resync {
     pub id: ResyncId,
@@ -152,15 +153,15 @@ pub async fn renew_lease(
     owner: &str,
     lease: Duration,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE resyncs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = 'running'
         "#,
+        id,
+        owner,
+        lease.as_secs_f64()
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -173,17 +174,17 @@ pub async fn fail(
     owner: &str,
     error: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE resyncs
         SET status = 'failed', error = $3, completed_at = now(), lease_owner = NULL,
             lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = 'running'
         "#,
+        id,
+        owner,
+        error
     )
-    .bind(id)
-    .bind(owner)
-    .bind(error)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)

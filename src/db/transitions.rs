@@ -7,7 +7,7 @@ use crate::ids::PurchaseId;
 use crate::purchase::PurchaseStatus;
 
 /// One status change.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StatusChange {
     /// None for the purchase's first status.
     pub from_status: Option<PurchaseStatus>,
@@ -22,13 +22,16 @@ pub async fn of_purchase(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<StatusChange>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        StatusChange,
         r#"
-        SELECT from_status, to_status, last_error, extract(epoch FROM at)::bigint AS at
+        SELECT from_status AS "from_status: PurchaseStatus",
+               to_status AS "to_status: PurchaseStatus", last_error,
+               extract(epoch FROM at)::bigint AS "at!"
         FROM purchase_transitions WHERE purchase_id = $1 ORDER BY id
         "#,
+        purchase_id as &PurchaseId,
     )
-    .bind(purchase_id)
     .fetch_all(db)
     .await
 }
