@@ -1,9 +1,5 @@
-//! What a re-sync covers: its parameters, parsed from the request and validated, and the Stripe
-//! list request for each page.
-
-use serde_json::Value;
-
-use super::resync_request::ResyncRequest;
+//! What a re-sync covers: its validated parameters (stored with it), and the Stripe list request for
+//! each page. Requests become parameters in [`super::resync_request`].
 
 use crate::stripe::StripeRequest;
 use crate::stripe::form::Form;
@@ -37,19 +33,7 @@ pub struct ResyncParams {
     pub source: Source,
 }
 
-/// A request field that is wrong, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
 impl ResyncParams {
-    /// Validates a JSON request body at time `now` (unix seconds).
-    pub fn parse(body: &Value, now: i64) -> Result<ResyncParams, FieldError> {
-        ResyncRequest::from_json(body)?.validate(now)
-    }
-
     /// The listing request for the page after `cursor`.
     pub fn page_request(&self, cursor: Option<&str>) -> StripeRequest {
         let mut form = Form::new();
@@ -84,60 +68,17 @@ impl ResyncParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    const NOW: i64 = 1_800_000_000;
-
-    #[test]
-    fn defaults_and_times() {
-        let p = ResyncParams::parse(&json!({"since": NOW - 3600}), NOW).unwrap();
-        assert_eq!(p.types, vec!["invoice.paid"]);
-        assert_eq!(p.source, Source::Events);
-        assert!(!p.dry_run && !p.only_undelivered && p.until.is_none());
-        let p = ResyncParams::parse(
-            &json!({"since": "2027-01-15T08:00:00Z", "until": "2027-01-15T09:00:00+00:00"}),
-            NOW,
-        )
-        .unwrap();
-        assert_eq!(p.until.unwrap() - p.since, 3600);
-    }
-
-    #[test]
-    fn rejections_name_the_field() {
-        let cases = [
-            (json!({}), "since"),
-            (json!({"since": "yesterday"}), "since"),
-            (json!({"since": NOW - 31 * 86_400}), "since"),
-            (json!({"since": NOW - 10, "until": NOW - 20}), "until"),
-            (json!({"since": NOW - 10, "types": []}), "types"),
-            (json!({"since": NOW - 10, "types": ["invoice.*"]}), "types"),
-            (json!({"since": NOW - 10, "dry_run": "yes"}), "dry_run"),
-            (json!({"since": NOW - 10, "source": "charges"}), "source"),
-            (json!({"since": NOW - 10, "sinse": 1}), "body"),
-        ];
-        for (body, field) in cases {
-            let error = ResyncParams::parse(&body, NOW).unwrap_err();
-            assert_eq!(error.field, field, "{body}");
-        }
-    }
-
-    #[test]
-    fn invoices_may_go_back_further_than_30_days() {
-        let p = ResyncParams::parse(
-            &json!({"since": NOW - 90 * 86_400, "source": "invoices"}),
-            NOW,
-        )
-        .unwrap();
-        assert_eq!(p.source, Source::Invoices);
-    }
 
     #[test]
     fn page_requests_use_stripes_parameters() {
-        let p = ResyncParams::parse(
-            &json!({"since": 100, "until": 200, "only_undelivered": true, "types": ["invoice.paid", "invoice.voided"]}),
-            300,
-        )
-        .unwrap();
+        let p = ResyncParams {
+            since: 100,
+            until: Some(200),
+            types: vec!["invoice.paid".into(), "invoice.voided".into()],
+            only_undelivered: true,
+            dry_run: false,
+            source: Source::Events,
+        };
         let request = p.page_request(Some("evt_1"));
         assert_eq!(request.path, "/v1/events");
         assert_eq!(
