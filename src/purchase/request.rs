@@ -62,7 +62,8 @@ pub struct NewPurchase {
 
 /// `POST /v1/purchases`. Without `invoice_id`, creditd creates, fills and finalizes the invoice.
 // Null means absent for every field, as it always has: so the required ones are options too, and
-// `validate` says they are required.
+// `validate` says they are required. Ids and currencies stay text here so that `validate` checks
+// them with the messages the API has always given.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
