@@ -19,8 +19,8 @@ FROM ${RUST_IMAGE} AS builder
 
 WORKDIR /build
 
-# No sqlx compile-time query macros are used, but make sure nothing ever tries
-# to reach a database while compiling. --locked keeps the build on Cargo.lock.
+# sqlx's query macros read the checked query descriptions from .sqlx/, so the
+# build never reaches a database. --locked keeps the build on Cargo.lock.
 ENV SQLX_OFFLINE=true \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
@@ -41,8 +41,10 @@ RUN mkdir -p src \
 # feature `sandbox` is on by default for developers and off here (--no-default-features).
 #
 # 2) The crate itself. migrations/ must be present: sqlx::migrate! embeds the
-#    SQL files into the binary at compile time (nothing is read at run time).
+#    SQL files into the binary at compile time (nothing is read at run time);
+#    .sqlx/ holds the query descriptions sqlx::query! checks against.
 COPY migrations ./migrations
+COPY .sqlx ./.sqlx
 COPY src ./src
 # COPY keeps the build context's mtimes, which may be older than the dummy
 # build above; touch so cargo never mistakes the real sources for fresh.

@@ -8,31 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::metrics::Metrics;
-use crate::secret::Secret;
-use crate::services::{RetryPolicy, Services};
+use crate::services::Services;
+use crate::state::{AppState, WebhookSettings};
 use crate::{db, http, worker};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    pub api_token: Secret,
-    pub admin_token: Secret,
-    pub webhook: Arc<WebhookSettings>,
-    /// Fires when shutdown starts; readiness then fails so load balancers stop sending traffic.
-    pub shutdown: CancellationToken,
-    /// Longest one request may take, body included.
-    pub request_timeout: Duration,
-    /// Outbound webhook settings, and the bell that wakes delivery workers.
-    pub outbound: Arc<crate::outbound::Outbound>,
-}
-
-pub struct WebhookSettings {
-    pub secrets: Vec<Secret>,
-    pub tolerance_secs: u64,
-    pub max_body_bytes: usize,
-}
 
 pub struct Application {
     listener: TcpListener,
@@ -44,28 +22,8 @@ impl Application {
     /// Connects, migrates and binds; nothing is served until [`Application::run_until_stopped`].
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let pool = db::connect(&config.database).await?;
-        db::migrate(&pool).await?;
-        let metrics = Metrics::new();
-        let stripe = config.stripe.client(metrics.clone())?;
-        let services = Services {
-            db: pool,
-            recorder: Arc::new(db::event_recorder(&config.database)?),
-            stripe,
-            metrics,
-            policy: RetryPolicy {
-                lease: config.worker_lease(),
-                max_attempts: config.fulfilment_max_attempts,
-                base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
-                max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
-                unknown_outcome_settle: Duration::from_secs(config.unknown_outcome_settle_secs),
-                reversal: config.reversal_policy,
-                topup_sweep: Duration::from_secs(config.auto_topup_sweep_secs),
-                topup_cooldown: Duration::from_secs(config.auto_topup_cooldown_secs),
-            },
-            livemode: config.stripe.livemode(),
-            wake: Arc::new(Notify::new()),
-        };
+        let services = Services::connect(&config.database, &config.stripe, &config.policy).await?;
+        db::migrate(&services.db).await?;
         let state = AppState {
             services,
             api_token: config.api_token.clone(),

@@ -4,11 +4,25 @@
 use std::time::Duration;
 
 use crate::db;
+use crate::ids::PurchaseId;
 use crate::purchase::{Purchase, PurchaseStatus, Settlement};
 use crate::services::Services;
 use crate::stripe::types::{List, Listed};
 use crate::stripe::{StripeError, StripeRequest};
 use serde::de::DeserializeOwned;
+
+/// Sends a request made for a purchase and logs it against the purchase, so the explain view
+/// misses no call. Every Stripe call that belongs to a purchase goes through here; the outer
+/// error is the log's.
+pub async fn send_and_record<T: DeserializeOwned>(
+    services: &Services,
+    purchase_id: &PurchaseId,
+    request: &StripeRequest,
+) -> sqlx::Result<Result<T, StripeError>> {
+    let outcome = services.stripe.send(request).await;
+    db::calls::record(&services.db, purchase_id, request, &outcome).await?;
+    Ok(outcome)
+}
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,14 +64,12 @@ pub struct Attempt<'a> {
 pub type AttemptResult = anyhow::Result<AttemptOutcome>;
 
 impl Attempt<'_> {
-    /// Sends a request and logs it against the purchase, so the explain view misses no call.
-    pub async fn call<T: serde::de::DeserializeOwned>(
+    /// Sends a request for this attempt's purchase; see [`send_and_record`].
+    pub async fn call<T: DeserializeOwned>(
         &self,
         request: StripeRequest,
     ) -> anyhow::Result<Result<T, StripeError>> {
-        let outcome = self.services.stripe.send(&request).await;
-        db::calls::record(&self.services.db, &self.purchase.id, &request, &outcome).await?;
-        Ok(outcome)
+        Ok(send_and_record(self.services, &self.purchase.id, &request).await?)
     }
 
     /// Pages through a Stripe list (every page logged) for the first object `wanted` accepts.

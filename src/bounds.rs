@@ -4,7 +4,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::config::{DatabaseConfig, ServeConfig, StripeConfig};
+use crate::config::{DatabaseConfig, PolicyConfig, ServeConfig, StripeConfig};
 
 /// One setting's value against its inclusive range.
 fn within(
@@ -87,6 +87,47 @@ pub fn stripe(config: &StripeConfig) -> Result<(), String> {
     )
 }
 
+/// The settings the server and the admin commands share (see [`PolicyConfig`]).
+pub fn policy(policy: &PolicyConfig, stripe: &StripeConfig) -> Result<(), String> {
+    lease(policy.worker_lease_secs, stripe)?;
+    within(
+        "FULFILMENT_MAX_ATTEMPTS",
+        policy.fulfilment_max_attempts,
+        1..=100,
+    )?;
+    within(
+        "FULFILMENT_RETRY_BASE_MS",
+        policy.fulfilment_retry_base_ms,
+        10..=3_600_000,
+    )?;
+    within(
+        "FULFILMENT_RETRY_MAX_SECS",
+        policy.fulfilment_retry_max_secs,
+        1..=86_400,
+    )?;
+    if policy.fulfilment_retry_base_ms > policy.fulfilment_retry_max_secs.saturating_mul(1000) {
+        return Err(format!(
+            "FULFILMENT_RETRY_BASE_MS ({} ms) must not exceed FULFILMENT_RETRY_MAX_SECS ({} s)",
+            policy.fulfilment_retry_base_ms, policy.fulfilment_retry_max_secs
+        ));
+    }
+    within(
+        "UNKNOWN_OUTCOME_SETTLE_SECS",
+        policy.unknown_outcome_settle_secs,
+        1..=3600,
+    )?;
+    within(
+        "AUTO_TOPUP_SWEEP_SECS",
+        policy.auto_topup_sweep_secs,
+        10..=86_400,
+    )?;
+    within(
+        "AUTO_TOPUP_COOLDOWN_SECS",
+        policy.auto_topup_cooldown_secs,
+        0..=2_678_400,
+    )
+}
+
 /// A lease must outlast one Stripe request with all its retries and their delays: should the
 /// heartbeat stall (a database blip), the request in flight still finishes before anyone else
 /// may take the purchase over.
@@ -121,33 +162,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), String> {
         config.worker_poll_interval_ms,
         10..=60_000,
     )?;
-    lease(config.worker_lease_secs, &config.stripe)?;
-    within(
-        "FULFILMENT_MAX_ATTEMPTS",
-        config.fulfilment_max_attempts,
-        1..=100,
-    )?;
-    within(
-        "FULFILMENT_RETRY_BASE_MS",
-        config.fulfilment_retry_base_ms,
-        10..=3_600_000,
-    )?;
-    within(
-        "FULFILMENT_RETRY_MAX_SECS",
-        config.fulfilment_retry_max_secs,
-        1..=86_400,
-    )?;
-    if config.fulfilment_retry_base_ms > config.fulfilment_retry_max_secs.saturating_mul(1000) {
-        return Err(format!(
-            "FULFILMENT_RETRY_BASE_MS ({} ms) must not exceed FULFILMENT_RETRY_MAX_SECS ({} s)",
-            config.fulfilment_retry_base_ms, config.fulfilment_retry_max_secs
-        ));
-    }
-    within(
-        "UNKNOWN_OUTCOME_SETTLE_SECS",
-        config.unknown_outcome_settle_secs,
-        1..=3600,
-    )?;
+    policy(&config.policy, &config.stripe)?;
     within("SHUTDOWN_DRAIN_SECS", config.shutdown_drain_secs, 1..=600)?;
     within(
         "SWEEPER_INTERVAL_SECS",
@@ -155,16 +170,6 @@ pub fn serve(config: &ServeConfig) -> Result<(), String> {
         1..=86_400,
     )?;
     within("SWEEPER_BATCH", config.sweeper_batch, 1..=1000)?;
-    within(
-        "AUTO_TOPUP_SWEEP_SECS",
-        config.auto_topup_sweep_secs,
-        10..=86_400,
-    )?;
-    within(
-        "AUTO_TOPUP_COOLDOWN_SECS",
-        config.auto_topup_cooldown_secs,
-        0..=2_678_400,
-    )?;
     within(
         "HTTP_HEADER_READ_TIMEOUT_MS",
         config.http_header_read_timeout_ms,

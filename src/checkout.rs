@@ -16,7 +16,7 @@
 
 use crate::attempt::{Attempt, AttemptOutcome, AttemptResult, Lookup};
 use crate::db;
-use crate::db::unknown_writes::{AfterLookup, Write};
+use crate::db::unknown_writes::Write;
 use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{CheckoutFunding, Purchase, PurchaseStatus};
 use crate::services::Services;
@@ -70,36 +70,18 @@ async fn find_or_create(
     checkout: &CheckoutFunding,
 ) -> anyhow::Result<Result<CheckoutSession, AttemptOutcome>> {
     let (services, purchase) = (attempt.services, attempt.purchase);
-    let mut generation = purchase.funding_key_generation;
     if purchase.funding_requested {
         match find_session(attempt).await? {
             Lookup::Found(session) => return Ok(Ok(*session)),
             Lookup::Ended(outcome) => return Ok(Err(outcome)),
             Lookup::NotFound => {}
         }
-        if purchase.funding_unknown_since.is_some() {
-            let settle = services.policy.unknown_outcome_settle;
-            let after = db::unknown_writes::note_lookup(
-                &services.db,
-                &purchase.id,
-                attempt.owner,
-                Write::Funding,
-                settle,
-            )
-            .await?;
-            match after {
-                None => return Ok(Err(AttemptOutcome::LeaseLost)),
-                Some(AfterLookup::LookAgainIn(delay)) => {
-                    let reason = "Stripe stored a 500 creating the Checkout Session; looking for it again before using a new key";
-                    let delay = delay.max(std::time::Duration::from_millis(100));
-                    return Ok(Err(attempt.wait(delay, reason.into()).await?));
-                }
-                Some(AfterLookup::NewKey(next)) => generation = next,
-            }
-        }
-    } else if !db::work::mark_funding_requested(&services.db, &purchase.id, attempt.owner).await? {
-        return Ok(Err(AttemptOutcome::LeaseLost));
     }
+    let generation =
+        match crate::funding::key_generation_for_create(attempt, "the Checkout Session").await? {
+            Ok(generation) => generation,
+            Err(outcome) => return Ok(Err(outcome)),
+        };
     let request = requests::create_session(purchase, checkout, generation);
     match attempt.call::<CheckoutSession>(request).await? {
         Ok(session) => Ok(Ok(session)),

@@ -155,37 +155,8 @@ pub struct ServeConfig {
     /// How often idle workers look for due work that another replica scheduled, in milliseconds.
     #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub worker_poll_interval_ms: u64,
-    /// How long a claimed purchase stays with its worker without a heartbeat, in seconds. The
-    /// worker renews it while the attempt runs, so this bounds how long a crashed process's work
-    /// waits, not how long an attempt may take.
-    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 25)]
-    pub worker_lease_secs: u64,
-    /// Claims of one purchase before it is marked `failed`.
-    #[arg(long, env = "FULFILMENT_MAX_ATTEMPTS", default_value_t = 10)]
-    pub fulfilment_max_attempts: i32,
-    /// First delay before a purchase is retried, in milliseconds (doubles per attempt, with jitter).
-    #[arg(long, env = "FULFILMENT_RETRY_BASE_MS", default_value_t = 5_000)]
-    pub fulfilment_retry_base_ms: u64,
-    /// Longest delay between purchase retries, in seconds.
-    #[arg(long, env = "FULFILMENT_RETRY_MAX_SECS", default_value_t = 1_800)]
-    pub fulfilment_retry_max_secs: u64,
-    /// After Stripe stored a 500 for a grant or invoice request, how long after it creditd must
-    /// still find nothing (on its second look) before it writes again under a new key, in
-    /// seconds. Covers the lag of Stripe's lists behind a create.
-    #[arg(long, env = "UNKNOWN_OUTCOME_SETTLE_SECS", default_value_t = 60)]
-    pub unknown_outcome_settle_secs: u64,
-    /// What a refund or dispute of a purchase's payment does: `reverse` takes the refunded share
-    /// of the credits back (and gives it back when the money returns); `record_only` records and
-    /// reports it but leaves the grants alone.
-    #[arg(long, env = "REVERSAL_POLICY", value_enum, default_value = "reverse")]
-    pub reversal_policy: crate::reversal::ReversalPolicy,
-    /// How often every auto top-up rule's balance is checked when no debit event asked for it, in
-    /// seconds (one balance read per rule, behind grants in the Stripe rate budget).
-    #[arg(long, env = "AUTO_TOPUP_SWEEP_SECS", default_value_t = 300)]
-    pub auto_topup_sweep_secs: u64,
-    /// The least time between two top-ups of one rule, in seconds.
-    #[arg(long, env = "AUTO_TOPUP_COOLDOWN_SECS", default_value_t = 300)]
-    pub auto_topup_cooldown_secs: u64,
+    #[command(flatten)]
+    pub policy: PolicyConfig,
     /// How long shutdown waits for in-flight requests and workers, in seconds.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
     pub shutdown_drain_secs: u64,
@@ -250,6 +221,49 @@ impl ServeConfig {
         let poll = Duration::from_millis(self.worker_poll_interval_ms);
         self.outbound.settings(poll)
     }
+}
+
+/// How purchases are leased and retried, and what refunds and top-ups do: one set of settings,
+/// read the same way by the server and by the admin commands, so both build the same policy.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyConfig {
+    /// How long a claimed purchase stays with its worker without a heartbeat, in seconds. The
+    /// worker renews it while the attempt runs, so this bounds how long a crashed process's work
+    /// waits, not how long an attempt may take.
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 25)]
+    pub worker_lease_secs: u64,
+    /// Claims of one purchase before it is marked `failed`.
+    #[arg(long, env = "FULFILMENT_MAX_ATTEMPTS", default_value_t = 10)]
+    pub fulfilment_max_attempts: i32,
+    /// First delay before a purchase is retried, in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "FULFILMENT_RETRY_BASE_MS", default_value_t = 5_000)]
+    pub fulfilment_retry_base_ms: u64,
+    /// Longest delay between purchase retries, in seconds.
+    #[arg(long, env = "FULFILMENT_RETRY_MAX_SECS", default_value_t = 1_800)]
+    pub fulfilment_retry_max_secs: u64,
+    /// After Stripe stored a 500 for a grant or invoice request, how long after it creditd must
+    /// still find nothing (on its second look) before it writes again under a new key, in
+    /// seconds. Covers the lag of Stripe's lists behind a create.
+    #[arg(long, env = "UNKNOWN_OUTCOME_SETTLE_SECS", default_value_t = 60)]
+    pub unknown_outcome_settle_secs: u64,
+    /// What a refund or dispute of a purchase's payment does: `reverse` takes the refunded share
+    /// of the credits back (and gives it back when the money returns); `record_only` records and
+    /// reports it but leaves the grants alone.
+    #[arg(long, env = "REVERSAL_POLICY", value_enum, default_value = "reverse")]
+    pub reversal_policy: crate::reversal::ReversalPolicy,
+    /// How often every auto top-up rule's balance is checked when no debit event asked for it, in
+    /// seconds (one balance read per rule, behind grants in the Stripe rate budget).
+    #[arg(long, env = "AUTO_TOPUP_SWEEP_SECS", default_value_t = 300)]
+    pub auto_topup_sweep_secs: u64,
+    /// The least time between two top-ups of one rule, in seconds.
+    #[arg(long, env = "AUTO_TOPUP_COOLDOWN_SECS", default_value_t = 300)]
+    pub auto_topup_cooldown_secs: u64,
+}
+
+impl PolicyConfig {
+    pub fn validate(&self, stripe: &StripeConfig) -> Result<(), String> {
+        crate::bounds::policy(self, stripe)
+    }
 
     pub fn worker_lease(&self) -> Duration {
         Duration::from_secs(self.worker_lease_secs)
@@ -263,15 +277,16 @@ pub struct AdminCliConfig {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub stripe: StripeConfig,
-    /// How long this command owns a re-sync before a server may take it over, in seconds.
-    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 25)]
-    pub worker_lease_secs: u64,
+    // WORKER_LEASE_SECS is also how long this command owns a re-sync before a server may take
+    // it over.
+    #[command(flatten)]
+    pub policy: PolicyConfig,
 }
 
 impl AdminCliConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.database.validate()?;
         self.stripe.validate()?;
-        crate::bounds::lease(self.worker_lease_secs, &self.stripe)
+        self.policy.validate(&self.stripe)
     }
 }

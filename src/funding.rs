@@ -114,37 +114,18 @@ enum Step {
 }
 
 async fn find_or_create_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Step> {
-    let (services, purchase) = (attempt.services, attempt.purchase);
-    let mut generation = purchase.funding_key_generation;
+    let purchase = attempt.purchase;
     if purchase.funding_requested {
         match find_invoice(attempt).await? {
             Lookup::Found(invoice) => return Ok(Step::Done(invoice)),
             Lookup::Ended(outcome) => return Ok(Step::Ended(outcome)),
             Lookup::NotFound => {}
         }
-        if purchase.funding_unknown_since.is_some() {
-            let settle = services.policy.unknown_outcome_settle;
-            let after = db::unknown_writes::note_lookup(
-                &services.db,
-                &purchase.id,
-                attempt.owner,
-                Write::Funding,
-                settle,
-            )
-            .await?;
-            match after {
-                None => return Ok(Step::Ended(AttemptOutcome::LeaseLost)),
-                Some(AfterLookup::LookAgainIn(delay)) => {
-                    let reason = "Stripe stored a 500 creating the invoice; looking for it again before using a new key";
-                    let delay = delay.max(std::time::Duration::from_millis(100));
-                    return Ok(Step::Ended(attempt.wait(delay, reason.into()).await?));
-                }
-                Some(AfterLookup::NewKey(next)) => generation = next,
-            }
-        }
-    } else if !db::work::mark_funding_requested(&services.db, &purchase.id, attempt.owner).await? {
-        return Ok(Step::Ended(AttemptOutcome::LeaseLost));
     }
+    let generation = match key_generation_for_create(attempt, "the invoice").await? {
+        Ok(generation) => generation,
+        Err(outcome) => return Ok(Step::Ended(outcome)),
+    };
     let request = requests::create_invoice(purchase, generation);
     finish_step(
         attempt,
@@ -152,6 +133,53 @@ async fn find_or_create_invoice(attempt: &Attempt<'_>) -> anyhow::Result<Step> {
         StepKind::CreateInvoice,
     )
     .await
+}
+
+/// Which idempotency-key generation creating the funding object (`what`) may use, once a lookup
+/// found no such object; or why the attempt ends instead.
+///
+/// The first create is written ahead (`funding_requested`) so a crash after it is followed by a
+/// lookup, never by a blind second create. After Stripe stored a 500 for the key, the same key
+/// would only replay that 500, so a new generation is used, but only after the settle time has
+/// passed with lookups still finding nothing (`db::unknown_writes`). Shared by invoice and
+/// Checkout funding, whose crash arguments are the same.
+pub(crate) async fn key_generation_for_create(
+    attempt: &Attempt<'_>,
+    what: &str,
+) -> anyhow::Result<Result<i32, AttemptOutcome>> {
+    let (services, purchase) = (attempt.services, attempt.purchase);
+    if !purchase.funding_requested {
+        let marked =
+            db::work::mark_funding_requested(&services.db, &purchase.id, attempt.owner).await?;
+        return Ok(if marked {
+            Ok(purchase.funding_key_generation)
+        } else {
+            Err(AttemptOutcome::LeaseLost)
+        });
+    }
+    if purchase.funding_unknown_since.is_none() {
+        return Ok(Ok(purchase.funding_key_generation));
+    }
+    let settle = services.policy.unknown_outcome_settle;
+    let after = db::unknown_writes::note_lookup(
+        &services.db,
+        &purchase.id,
+        attempt.owner,
+        Write::Funding,
+        settle,
+    )
+    .await?;
+    Ok(match after {
+        None => Err(AttemptOutcome::LeaseLost),
+        Some(AfterLookup::LookAgainIn(delay)) => {
+            let reason = format!(
+                "Stripe stored a 500 creating {what}; looking for it again before using a new key"
+            );
+            let delay = delay.max(std::time::Duration::from_millis(100));
+            Err(attempt.wait(delay, reason).await?)
+        }
+        Some(AfterLookup::NewKey(next)) => Ok(next),
+    })
 }
 
 /// Pages through all of the customer's invoices for the one whose metadata names this purchase.

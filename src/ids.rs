@@ -44,6 +44,13 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// An id read back from the database, which stores only ids that were parsed on
+            /// the way in (and decodes them unchecked through `sqlx(transparent)` already).
+            #[allow(dead_code, reason = "only ids read back in whole rows need it")]
+            pub(crate) fn from_stored(value: String) -> Self {
+                $name(value)
+            }
         }
 
         impl fmt::Display for $name {

@@ -53,10 +53,15 @@ pub mod sandbox;
 pub mod secret;
 /// Shared handles for workers and handlers.
 pub mod services;
+/// What every handler can reach.
+pub mod state;
 /// Stripe: signatures, client, objects.
 pub mod stripe;
 /// Logging setup.
 pub mod telemetry;
+
+/// Enums stored as checked text columns.
+mod text_column;
 /// Automatic top-ups: a rule per customer, checked on debits and by a sweep.
 pub mod topup;
 /// Claiming and running due work.

@@ -7,6 +7,8 @@ use rand::Rng;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
+use crate::config::{DatabaseConfig, PolicyConfig, StripeConfig};
+use crate::db;
 use crate::db::recorder::EventRecorder;
 use crate::metrics::Metrics;
 use crate::stripe::StripeClient;
@@ -25,8 +27,29 @@ pub struct Services {
     pub wake: Arc<Notify>,
 }
 
+impl Services {
+    /// The one way `Services` is built, by the server and by the admin commands alike. The pool
+    /// connects lazily: migrating it or checking it is migrated is the caller's business.
+    pub async fn connect(
+        database: &DatabaseConfig,
+        stripe: &StripeConfig,
+        policy: &PolicyConfig,
+    ) -> anyhow::Result<Services> {
+        let metrics = Metrics::new();
+        Ok(Services {
+            db: db::connect(database).await?,
+            recorder: Arc::new(db::event_recorder(database)?),
+            stripe: stripe.client(metrics.clone())?,
+            metrics,
+            policy: RetryPolicy::from(policy),
+            livemode: stripe.livemode(),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+}
+
 /// How purchases are retried.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub lease: Duration,
     pub max_attempts: i32,
@@ -40,6 +63,21 @@ pub struct RetryPolicy {
     pub topup_sweep: Duration,
     /// The least time between two top-ups of one rule.
     pub topup_cooldown: Duration,
+}
+
+impl From<&PolicyConfig> for RetryPolicy {
+    fn from(config: &PolicyConfig) -> Self {
+        RetryPolicy {
+            lease: config.worker_lease(),
+            max_attempts: config.fulfilment_max_attempts,
+            base_delay: Duration::from_millis(config.fulfilment_retry_base_ms),
+            max_delay: Duration::from_secs(config.fulfilment_retry_max_secs),
+            unknown_outcome_settle: Duration::from_secs(config.unknown_outcome_settle_secs),
+            reversal: config.reversal_policy,
+            topup_sweep: Duration::from_secs(config.auto_topup_sweep_secs),
+            topup_cooldown: Duration::from_secs(config.auto_topup_cooldown_secs),
+        }
+    }
 }
 
 impl RetryPolicy {
@@ -57,7 +95,88 @@ impl RetryPolicy {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::config::{AdminCliConfig, ServeConfig};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: ServeConfig,
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: AdminCliConfig,
+    }
+
+    /// The settings both commands read, none of them at its default.
+    const SHARED: &[&str] = &[
+        "--database-url=postgres://creditd@127.0.0.1:1/unused",
+        "--stripe-secret-key=sk_test_shared",
+        "--worker-lease-secs=40",
+        "--fulfilment-max-attempts=3",
+        "--fulfilment-retry-base-ms=250",
+        "--fulfilment-retry-max-secs=90",
+        "--unknown-outcome-settle-secs=7",
+        "--reversal-policy=record-only",
+        "--auto-topup-sweep-secs=120",
+        "--auto-topup-cooldown-secs=9",
+    ];
+
+    /// The admin commands once hard-coded their own retry policy; now the server and the CLI read
+    /// the same settings and build `Services` through the same constructor.
+    #[tokio::test]
+    async fn the_cli_and_the_server_build_the_same_policy_from_the_same_settings() {
+        let serve = Serve::parse_from(["serve"].iter().chain(SHARED).chain(&[
+            "--stripe-webhook-secret=whsec_shared",
+            "--api-token=api-token-0123456789",
+            "--admin-token=admin-token-0123456789",
+        ]))
+        .config;
+        let cli = Cli::parse_from(["resync"].iter().chain(SHARED)).config;
+        serve.validate().expect("valid server settings");
+        cli.validate().expect("valid admin command settings");
+
+        let server = Services::connect(&serve.database, &serve.stripe, &serve.policy)
+            .await
+            .unwrap();
+        let admin = Services::connect(&cli.database, &cli.stripe, &cli.policy)
+            .await
+            .unwrap();
+        assert_eq!(server.policy, admin.policy);
+        assert_eq!(
+            admin.policy,
+            RetryPolicy {
+                lease: Duration::from_secs(40),
+                max_attempts: 3,
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(90),
+                unknown_outcome_settle: Duration::from_secs(7),
+                reversal: crate::reversal::ReversalPolicy::RecordOnly,
+                topup_sweep: Duration::from_secs(120),
+                topup_cooldown: Duration::from_secs(9),
+            }
+        );
+    }
+
+    #[test]
+    fn the_admin_commands_reject_an_out_of_range_policy_by_name() {
+        let others = SHARED
+            .iter()
+            .filter(|arg| !arg.starts_with("--fulfilment-max-attempts"));
+        let cli = Cli::parse_from(
+            ["resync"]
+                .iter()
+                .chain(others)
+                .chain(&["--fulfilment-max-attempts=0"]),
+        )
+        .config;
+        let error = cli.validate().unwrap_err();
+        assert!(error.starts_with("FULFILMENT_MAX_ATTEMPTS"), "{error}");
+    }
 
     #[test]
     fn delays_double_and_are_capped() {

@@ -2,50 +2,27 @@
 //! terminal against the database and Stripe, without an HTTP server or workers. Purchases they
 //! make due are fulfilled by the running servers' workers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tokio::sync::Notify;
 
 use super::{ACTOR_CLI, audit, replay, resync};
 use crate::config::AdminCliConfig;
 use crate::db;
-use crate::db::admin::Resync;
-use crate::metrics::Metrics;
-use crate::services::{RetryPolicy, Services};
+use crate::db::resyncs::{Resync, ResyncStatus};
+use crate::services::Services;
 
 /// Connects to the database (applying no migrations: the servers own them) and to Stripe.
 pub async fn services(config: &AdminCliConfig) -> anyhow::Result<Services> {
     config.validate().map_err(anyhow::Error::msg)?;
-    let pool = db::connect(&config.database).await?;
-    if !db::is_ready(&pool).await {
+    let services = Services::connect(&config.database, &config.stripe, &config.policy).await?;
+    if !db::is_ready(&services.db).await {
         anyhow::bail!(
             "the database is unreachable or not migrated; start a server or run `creditd migrate` first"
         );
     }
-    let metrics = Metrics::new();
-    let stripe = config.stripe.client(metrics.clone())?;
-    Ok(Services {
-        db: pool,
-        recorder: Arc::new(crate::db::event_recorder(&config.database)?),
-        stripe,
-        metrics,
-        policy: RetryPolicy {
-            lease: Duration::from_secs(config.worker_lease_secs),
-            max_attempts: 10,
-            base_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(1800),
-            unknown_outcome_settle: Duration::from_secs(60),
-            // The CLI records events only; workers (in the server) move credits.
-            reversal: crate::reversal::ReversalPolicy::Reverse,
-            topup_sweep: Duration::from_secs(300),
-            topup_cooldown: Duration::from_secs(300),
-        },
-        livemode: config.stripe.livemode(),
-        wake: Arc::new(Notify::new()),
-    })
+    Ok(services)
 }
 
 /// Runs a re-sync in the foreground with a progress bar, then prints a summary table.
@@ -77,23 +54,24 @@ pub async fn resync(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let mut on_page = |r: &Resync| {
+        let c = &r.counts;
         bar.set_message(format!(
             "page {}: seen {} new {} duplicate {} granted {} unmatched {} failed {}",
-            r.pages, r.seen, r.new, r.duplicate, r.granted, r.unmatched, r.failed
+            r.pages, c.seen, c.new, c.duplicate, c.granted, c.unmatched, c.failed
         ));
     };
     let done = resync::run(&services, created, &owner, &mut on_page).await?;
     bar.finish_and_clear();
     println!("{}", summary(&done));
-    if done.status == "running" {
+    if done.status == ResyncStatus::Running {
         println!(
             "this command lost the re-sync's lease; a server continues it: GET /admin/resync/{}",
             done.id
         );
-    } else if !params.dry_run && done.granted > 0 {
+    } else if !params.dry_run && done.counts.granted > 0 {
         println!(
             "{} purchase(s) are now due; the running creditd servers' workers create their grants.",
-            done.granted
+            done.counts.granted
         );
     }
     Ok(done)
@@ -102,13 +80,14 @@ pub async fn resync(
 /// The counts as a two-column table.
 pub fn summary(r: &Resync) -> String {
     let mut out = format!("re-sync {}: {}\n", r.id, r.status);
+    let c = &r.counts;
     for (name, value) in [
-        ("seen", r.seen),
-        ("new", r.new),
-        ("duplicate", r.duplicate),
-        ("granted", r.granted),
-        ("unmatched", r.unmatched),
-        ("failed", r.failed),
+        ("seen", c.seen),
+        ("new", c.new),
+        ("duplicate", c.duplicate),
+        ("granted", c.granted),
+        ("unmatched", c.unmatched),
+        ("failed", c.failed),
     ] {
         out.push_str(&format!("  {name:<10} {value:>8}\n"));
     }

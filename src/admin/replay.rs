@@ -112,7 +112,7 @@ async fn replay_stored(services: &Services, stored: StoredEvent) -> Result<Repla
     .await?;
     if applied.outcome == Outcome::Scheduled {
         if let Some(purchase_id) = &applied.purchase_id {
-            db::admin::attach_event(&services.db, &stored.id, purchase_id).await?;
+            db::events::attach_to_purchase(&services.db, &stored.id, purchase_id).await?;
         }
         services.wake.notify_one();
     }

@@ -15,20 +15,23 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::resync_params::{EVENT_RETENTION_SECS, MAX_TYPES, PAGE_SIZE, ResyncParams, Source};
 use crate::db;
-use crate::db::admin::{ObjectOutcome, Resync};
-use crate::ids::InvoiceId;
+use crate::db::resync_events::ObjectOutcome;
+use crate::db::resyncs::Resync;
+use crate::ids::{InvoiceId, ResyncId};
 use crate::ingest;
 use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
 use crate::stripe::StripeError;
+use crate::stripe::api::resync as stripe_resync;
 use crate::stripe::types::{Event, Invoice, List};
 
 /// How many times a page whose listing failed transiently is tried again before the re-sync fails.
 const PAGE_RETRIES: u32 = 5;
 
 /// A fresh re-sync id: `rsy_` and 24 random alphanumerics.
-pub fn new_resync_id() -> String {
-    crate::purchase::new_purchase_id().replacen("pur_", "rsy_", 1)
+pub fn new_resync_id() -> ResyncId {
+    let id = crate::purchase::new_purchase_id().replacen("pur_", "rsy_", 1);
+    ResyncId::parse(&id).expect("a purchase id's suffix makes a re-sync id")
 }
 
 /// Stores a new re-sync, leased to `owner`, ready for [`run`].
@@ -39,7 +42,7 @@ pub async fn create(
     owner: &str,
 ) -> sqlx::Result<Resync> {
     let params = serde_json::to_value(params).expect("params serialize");
-    db::admin::insert_resync(
+    db::resyncs::insert(
         &services.db,
         &new_resync_id(),
         &params,
@@ -63,7 +66,7 @@ pub async fn run(
     let mut cursor = resync.cursor.clone();
     tracing::info!(resync_id = %id, cursor = cursor.as_deref(), ?params, "re-sync running");
     loop {
-        if !db::admin::renew_resync_lease(&services.db, &id, owner, services.policy.lease).await? {
+        if !db::resyncs::renew_lease(&services.db, &id, owner, services.policy.lease).await? {
             tracing::warn!(resync_id = %id, "re-sync lease lost; another process continues it");
             break;
         }
@@ -71,13 +74,13 @@ pub async fn run(
             Ok(page) => page,
             Err(error) => {
                 tracing::error!(resync_id = %id, %error, "re-sync failed: Stripe listing failed");
-                db::admin::fail_resync(&services.db, &id, owner, &error.to_string()).await?;
+                db::resyncs::fail(&services.db, &id, owner, &error.to_string()).await?;
                 break;
             }
         };
         let ids: Vec<String> = page.data.iter().map(|raw| object_id(raw)).collect();
         if !ids.is_empty() {
-            db::admin::mark_pending(&services.db, &id, &ids).await?;
+            db::resync_events::mark_pending(&services.db, &id, &ids).await?;
         }
         let mut outcomes = Vec::with_capacity(page.data.len());
         for (raw, object_id) in page.data.iter().zip(&ids) {
@@ -92,7 +95,7 @@ pub async fn run(
         }
         let finished = !page.has_more || ids.is_empty();
         let next_cursor = ids.last().cloned().or(cursor.clone());
-        if !db::admin::commit_page(
+        if !db::resync_events::commit_page(
             &services.db,
             &id,
             owner,
@@ -106,18 +109,18 @@ pub async fn run(
             break;
         }
         cursor = next_cursor;
-        if let Some(current) = db::admin::find_resync(&services.db, &id).await? {
-            tracing::info!(resync_id = %id, cursor = cursor.as_deref(), counts = %current.counts_json(), "re-sync page committed");
+        if let Some(current) = db::resyncs::find(&services.db, &id).await? {
+            tracing::info!(resync_id = %id, cursor = cursor.as_deref(), counts = ?current.counts, "re-sync page committed");
             on_page(&current);
         }
         if finished {
             break;
         }
     }
-    let done = db::admin::find_resync(&services.db, &id)
+    let done = db::resyncs::find(&services.db, &id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("re-sync {id} vanished"))?;
-    tracing::info!(resync_id = %id, status = %done.status, counts = %done.counts_json(), "re-sync stopped");
+    tracing::info!(resync_id = %id, status = %done.status, counts = ?done.counts, "re-sync stopped");
     Ok(done)
 }
 
@@ -127,10 +130,10 @@ async fn fetch_page(
     services: &Services,
     params: &ResyncParams,
     cursor: Option<&str>,
-    id: &str,
+    id: &ResyncId,
     owner: &str,
 ) -> anyhow::Result<Result<List<Box<RawValue>>, StripeError>> {
-    let request = params.page_request(cursor);
+    let request = stripe_resync::list_page(params, cursor);
     let mut attempt = 0;
     loop {
         match services.stripe.send::<List<Box<RawValue>>>(&request).await {
@@ -139,8 +142,7 @@ async fn fetch_page(
                 attempt += 1;
                 tracing::warn!(resync_id = %id, %error, attempt, "re-sync page failed; trying again");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                db::admin::renew_resync_lease(&services.db, id, owner, services.policy.lease)
-                    .await?;
+                db::resyncs::renew_lease(&services.db, id, owner, services.policy.lease).await?;
             }
             Err(error) => return Ok(Err(error)),
         }
@@ -170,7 +172,7 @@ fn failed(id: &str, error: impl ToString) -> ObjectOutcome {
 async fn process_event(
     services: &Services,
     params: &ResyncParams,
-    resync_id: &str,
+    resync_id: &ResyncId,
     id: &str,
     raw: &RawValue,
 ) -> ObjectOutcome {
@@ -184,7 +186,7 @@ async fn process_event(
     let recorded = match ingest::ingest(services, &event, &raw, "resync").await {
         Ok(recorded) => recorded,
         Err(error) => {
-            tracing::error!(resync_id, event_id = id, %error, "re-sync could not record an event");
+            tracing::error!(%resync_id, event_id = id, %error, "re-sync could not record an event");
             return failed(id, "database error while recording the event");
         }
     };
@@ -199,7 +201,7 @@ async fn process_event(
     }
     // A duplicate: either recorded before (webhook, other re-sync), or by this re-sync on a page
     // that a crash interrupted before it was committed.
-    let stored = db::admin::recorded_event(&services.db, resync_id, id)
+    let stored = db::resync_events::recorded_event(&services.db, resync_id, id)
         .await
         .ok()
         .flatten();
@@ -332,7 +334,7 @@ async fn process_invoice(
 pub async fn run_resumer(services: Services, interval: Duration, shutdown: CancellationToken) {
     let owner = format!("resync-{}", crate::worker::owner_name(0));
     while !shutdown.is_cancelled() {
-        match db::admin::claim_abandoned_resync(&services.db, &owner, services.policy.lease).await {
+        match db::resyncs::claim_abandoned(&services.db, &owner, services.policy.lease).await {
             Ok(Some(resync)) => {
                 tracing::info!(resync_id = %resync.id, cursor = resync.cursor.as_deref(), "resuming an interrupted re-sync");
                 let mut ignore = |_: &Resync| {};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt;
 use crate::db;
 use crate::purchase::lifecycle::{Happening, Outcome};
 use crate::services::Services;
@@ -29,8 +30,8 @@ pub async fn sweep_once(services: &Services, batch: i64, min_age: Duration) -> s
     for (purchase_id, invoice_id) in claimed {
         sweep.checked += 1;
         let request = api::get_invoice(&invoice_id);
-        let outcome: Result<Invoice, _> = services.stripe.send(&request).await;
-        db::calls::record(&services.db, &purchase_id, &request, &outcome).await?;
+        let outcome: Result<Invoice, _> =
+            attempt::send_and_record(services, &purchase_id, &request).await?;
         let invoice = match outcome {
             Ok(invoice) => invoice,
             Err(error) => {

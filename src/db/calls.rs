@@ -1,13 +1,16 @@
-//! The log of Stripe calls made for each purchase, so an operator can explain what happened.
+//! `stripe_calls`: the log of Stripe calls made for each purchase, so an operator can explain
+//! what happened.
 
 use sqlx::PgExecutor;
 
+use crate::ids::PurchaseId;
 use crate::stripe::{StripeError, StripeRequest};
 
-/// Records one logical call (after the client's own retries) and how it ended.
+/// Records one logical call (after the client's own retries) and how it ended. Callers go
+/// through `attempt::send_and_record`, so no call is sent without its row.
 pub async fn record<T>(
     db: impl PgExecutor<'_>,
-    purchase_id: &str,
+    purchase_id: &PurchaseId,
     request: &StripeRequest,
     outcome: &Result<T, StripeError>,
 ) -> sqlx::Result<()> {
@@ -28,4 +31,34 @@ pub async fn record<T>(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// One logged call, as an operator sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StripeCall {
+    pub method: String,
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    /// None when no answer came (connection error, timeout).
+    pub http_status: Option<i32>,
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// Every call made for a purchase, in the order they were made.
+pub async fn of_purchase(
+    db: impl PgExecutor<'_>,
+    purchase_id: &PurchaseId,
+) -> sqlx::Result<Vec<StripeCall>> {
+    sqlx::query_as(
+        r#"
+        SELECT method, path, idempotency_key, http_status, error,
+               extract(epoch FROM at)::bigint AS at
+        FROM stripe_calls WHERE purchase_id = $1 ORDER BY id
+        "#,
+    )
+    .bind(purchase_id)
+    .fetch_all(db)
+    .await
 }

@@ -10,17 +10,17 @@ pub async fn set_session(
     session_id: &str,
     url: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases
          SET checkout_session_id = $3, checkout_url = COALESCE($4, checkout_url),
              funding_unknown_since = NULL, funding_lookups = 0, updated_at = now()
          WHERE id = $1 AND lease_owner = $2
            AND (checkout_session_id IS NULL OR checkout_session_id = $3)",
+        id,
+        owner,
+        session_id,
+        url,
     )
-    .bind(id)
-    .bind(owner)
-    .bind(session_id)
-    .bind(url)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -79,6 +79,8 @@ pub async fn record(
 ) -> sqlx::Result<Recorded> {
     let happening = Happening::for_event_type(&event.event_type);
     let (invoice_id, metadata_purchase_id) = event.invoice_refs();
+    // Not `query!`: the statement is composed from the state machine's fragments at start-up
+    // (see RECORD_EVENT), and the plan test and the benchmarks run this same text.
     let row: (bool, Option<Outcome>, Option<PurchaseId>, i64) = sqlx::query_as(&RECORD_EVENT)
         .bind(&event.id)
         .bind(&event.event_type)
@@ -115,8 +117,28 @@ pub struct StoredEvent {
 }
 
 pub async fn find(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<StoredEvent>> {
-    sqlx::query_as("SELECT * FROM stripe_events WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        StoredEvent,
+        r#"SELECT id, type AS event_type, livemode, stripe_created, invoice_id,
+                  purchase_id AS "purchase_id: PurchaseId", outcome AS "outcome: Outcome",
+                  source, payload AS "payload: sqlx::types::Json<serde_json::Value>", received_at
+           FROM stripe_events WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Points a recorded event at the purchase a replay scheduled, so the purchase's history shows it.
+pub async fn attach_to_purchase(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+    purchase_id: &PurchaseId,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE stripe_events SET purchase_id = $2 WHERE id = $1 AND purchase_id IS NULL")
+        .bind(event_id)
+        .bind(purchase_id)
+        .execute(db)
+        .await?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use sqlx::PgExecutor;
 
 use crate::ids::PurchaseId;
-use crate::reversal::{Direction, MovePolicy, MoveStep, ReversalKind};
+use crate::reversal::{Direction, EndAction, MovePolicy, MoveStep, ReversalKind};
 
 /// One change to a purchase's credits, as planned and carried out.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -19,7 +19,7 @@ pub struct GrantMove {
     /// Credits a take could not take back: the customer had used them already.
     pub shortfall: i64,
     pub old_grant_id: Option<String>,
-    pub end_action: crate::reversal::EndAction,
+    pub end_action: EndAction,
     pub new_amount: i64,
     pub new_grant_id: Option<String>,
     pub planned_at: chrono::DateTime<chrono::Utc>,
@@ -37,12 +37,15 @@ pub async fn moves_of(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<GrantMove>> {
-    sqlx::query_as(
-        "SELECT reversal_id, direction, step, policy, credits, available_before, shortfall,
-                old_grant_id, end_action, new_amount, new_grant_id, planned_at, done_at
-         FROM grant_moves WHERE purchase_id = $1 ORDER BY planned_at, reversal_id, direction",
+    sqlx::query_as!(
+        GrantMove,
+        r#"SELECT reversal_id, direction AS "direction: Direction", step AS "step: MoveStep",
+                  policy AS "policy: MovePolicy", credits, available_before, shortfall,
+                  old_grant_id, end_action AS "end_action: EndAction", new_amount, new_grant_id,
+                  planned_at, done_at
+           FROM grant_moves WHERE purchase_id = $1 ORDER BY planned_at, reversal_id, direction"#,
+        purchase_id as &PurchaseId,
     )
-    .bind(purchase_id)
     .fetch_all(db)
     .await
 }
@@ -56,7 +59,7 @@ pub async fn plan_move(
     owner: &str,
     planned: &GrantMove,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         INSERT INTO grant_moves (reversal_id, direction, purchase_id, step, policy, credits,
                                  available_before, shortfall, old_grant_id, end_action, new_amount,
@@ -67,19 +70,19 @@ pub async fn plan_move(
         WHERE p.id = $1 AND p.lease_owner = $2 AND p.lease_expires_at > now()
         ON CONFLICT (reversal_id, direction) DO NOTHING
         "#,
+        purchase_id as &PurchaseId,
+        owner,
+        planned.reversal_id,
+        planned.direction as Direction,
+        planned.step as MoveStep,
+        planned.policy as MovePolicy,
+        planned.credits,
+        planned.available_before,
+        planned.shortfall,
+        planned.old_grant_id,
+        planned.end_action as EndAction,
+        planned.new_amount,
     )
-    .bind(purchase_id)
-    .bind(owner)
-    .bind(&planned.reversal_id)
-    .bind(planned.direction)
-    .bind(planned.step)
-    .bind(planned.policy)
-    .bind(planned.credits)
-    .bind(planned.available_before)
-    .bind(planned.shortfall)
-    .bind(&planned.old_grant_id)
-    .bind(planned.end_action)
-    .bind(planned.new_amount)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -93,7 +96,7 @@ pub async fn mark_replacing(
     owner: &str,
     grant_move: &GrantMove,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE grant_moves m SET step = 'replacing'
         FROM purchases p
@@ -101,11 +104,11 @@ pub async fn mark_replacing(
           AND p.id = $1 AND m.purchase_id = p.id
           AND p.lease_owner = $2 AND p.lease_expires_at > now()
         "#,
+        purchase_id as &PurchaseId,
+        owner,
+        grant_move.reversal_id,
+        grant_move.direction as Direction,
     )
-    .bind(purchase_id)
-    .bind(owner)
-    .bind(&grant_move.reversal_id)
-    .bind(grant_move.direction)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -119,7 +122,7 @@ pub async fn complete_move(
     grant_move: &GrantMove,
     new_grant_id: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let (done,): (bool,) = sqlx::query_as(
+    let done = sqlx::query_scalar!(
         r#"
         WITH done AS (
             UPDATE grant_moves SET step = 'done', new_grant_id = $4, done_at = now()
@@ -137,13 +140,13 @@ pub async fn complete_move(
             FROM done d WHERE p.id = $1
             RETURNING 1
         )
-        SELECT EXISTS (SELECT 1 FROM current)
+        SELECT EXISTS (SELECT 1 FROM current) AS "done!"
         "#,
+        purchase_id as &PurchaseId,
+        grant_move.reversal_id,
+        grant_move.direction as Direction,
+        new_grant_id,
     )
-    .bind(purchase_id)
-    .bind(&grant_move.reversal_id)
-    .bind(grant_move.direction)
-    .bind(new_grant_id)
     .fetch_one(db)
     .await?;
     Ok(done)
@@ -163,7 +166,7 @@ pub struct ReversalView {
     pub take_policy: Option<MovePolicy>,
     pub take_credits: Option<i64>,
     pub take_shortfall: Option<i64>,
-    pub take_end_action: Option<crate::reversal::EndAction>,
+    pub take_end_action: Option<EndAction>,
     pub take_old_grant_id: Option<String>,
     pub take_new_grant_id: Option<String>,
     pub restore_step: Option<MoveStep>,
@@ -177,13 +180,16 @@ pub async fn views_for(
     purchase_ids: &[&PurchaseId],
 ) -> sqlx::Result<Vec<ReversalView>> {
     let ids: Vec<&str> = purchase_ids.iter().map(|id| id.as_str()).collect();
-    sqlx::query_as(
+    sqlx::query_as!(
+        ReversalView,
         r#"
-        SELECT r.purchase_id, r.id, r.kind, r.amount, r.currency, r.stripe_status, r.money_reversed,
-               t.step AS take_step, t.policy AS take_policy, t.credits AS take_credits,
-               t.shortfall AS take_shortfall, t.end_action AS take_end_action,
+        SELECT r.purchase_id AS "purchase_id: PurchaseId", r.id, r.kind AS "kind: ReversalKind",
+               r.amount, r.currency, r.stripe_status, r.money_reversed,
+               t.step AS "take_step?: MoveStep", t.policy AS "take_policy?: MovePolicy",
+               t.credits AS "take_credits?", t.shortfall AS "take_shortfall?",
+               t.end_action AS "take_end_action?: EndAction",
                t.old_grant_id AS take_old_grant_id, t.new_grant_id AS take_new_grant_id,
-               s.step AS restore_step, s.credits AS restore_credits,
+               s.step AS "restore_step?: MoveStep", s.credits AS "restore_credits?",
                s.new_grant_id AS restore_new_grant_id
         FROM reversals r
         LEFT JOIN grant_moves t ON t.reversal_id = r.id AND t.direction = 'take'
@@ -191,8 +197,8 @@ pub async fn views_for(
         WHERE r.purchase_id = ANY($1)
         ORDER BY r.purchase_id, r.first_seen_at, r.id
         "#,
+        &ids as &[&str],
     )
-    .bind(&ids)
     .fetch_all(db)
     .await
 }

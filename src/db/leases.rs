@@ -13,13 +13,13 @@ pub async fn renew(
     owner: &str,
     lease: Duration,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET lease_expires_at = now() + make_interval(secs => $3)
          WHERE id = $1 AND lease_owner = $2",
+        purchase_id,
+        owner,
+        lease.as_secs_f64(),
     )
-    .bind(purchase_id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -33,13 +33,13 @@ pub async fn uncount_attempt(
     purchase_id: &str,
     claimed_attempts: i32,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET attempts = attempts - 1
          WHERE id = $1 AND attempts = $2 AND attempts > 0
-           AND status IN ('creating_invoice', 'granting')",
+           AND status IN ('creating_invoice', 'granting', 'reversing')",
+        purchase_id,
+        claimed_attempts,
     )
-    .bind(purchase_id)
-    .bind(claimed_attempts)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -50,13 +50,13 @@ pub async fn uncount_attempt(
 /// now instead of after the lease. Safe: a grant request cut short was marked requested first,
 /// so the next attempt looks for its grant before creating one.
 pub async fn release_all(db: impl PgExecutor<'_>, owners: &[String]) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases
          SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(),
              attempts = greatest(attempts - 1, 0), updated_at = now()
-         WHERE lease_owner = ANY($1) AND status IN ('creating_invoice', 'granting')",
+         WHERE lease_owner = ANY($1) AND status IN ('creating_invoice', 'granting', 'reversing')",
+        owners,
     )
-    .bind(owners)
     .execute(db)
     .await?;
     Ok(result.rows_affected())

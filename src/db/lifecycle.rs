@@ -4,6 +4,11 @@
 //! Every path that learns something about an invoice (the webhook's recording statement, re-sync,
 //! replay, the sweeper, the matcher, creditd's own cancel) goes through [`apply_sql`], joined with
 //! [`lifecycle::decision_table_sql`], so none of them restates the rules.
+//!
+//! These statements are the one place creditd does not use `sqlx::query!`: they are composed at
+//! start-up from the fragments above and from the Rust decision table, so that the SQL cannot
+//! drift from `decide`. `query!` needs a literal. Every one of them runs in the test suite, and
+//! `tests/api/plans.rs` checks the hot ones' plans.
 
 use std::sync::LazyLock;
 

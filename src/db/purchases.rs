@@ -6,7 +6,8 @@ use std::time::Duration;
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool};
 
-use crate::ids::{InvoiceId, PurchaseId};
+use super::purchase_row::{self, PurchaseRow};
+use crate::ids::{CustomerId, InvoiceId, PurchaseId};
 use crate::purchase::request::NewPurchase;
 use crate::purchase::{Purchase, PurchaseStatus};
 
@@ -25,7 +26,7 @@ pub async fn insert(
     funding_grace: Duration,
 ) -> sqlx::Result<Option<Purchase>> {
     let mut tx = db.begin().await?;
-    let inserted: Option<(PurchaseId,)> = sqlx::query_as(
+    let inserted = sqlx::query_scalar!(
         r#"
         INSERT INTO purchases (id, status, customer, amount, currency, invoice_id, livemode, credit,
                                description, metadata, funding, idempotency_key, request_hash,
@@ -36,20 +37,20 @@ pub async fn insert(
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id
         "#,
+        id,
+        &new.customer as &CustomerId,
+        new.amount,
+        new.currency.as_str(),
+        new.invoice_id.as_deref(),
+        livemode,
+        Json(&new.credit) as _,
+        new.description.as_deref(),
+        Json(&new.metadata) as _,
+        idempotency_key,
+        new.funding.as_ref().map(Json) as _,
+        request_hash,
+        funding_grace.as_secs_f64(),
     )
-    .bind(id)
-    .bind(&new.customer)
-    .bind(new.amount)
-    .bind(new.currency.as_str())
-    .bind(new.invoice_id.as_deref())
-    .bind(livemode)
-    .bind(Json(&new.credit))
-    .bind(new.description.as_deref())
-    .bind(Json(&new.metadata))
-    .bind(idempotency_key)
-    .bind(new.funding.as_ref().map(Json))
-    .bind(request_hash)
-    .bind(funding_grace.as_secs_f64())
     .fetch_optional(&mut *tx)
     .await?;
     if inserted.is_none() {
@@ -62,10 +63,10 @@ pub async fn insert(
 }
 
 pub async fn find(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as("SELECT * FROM purchases WHERE id = $1")
-        .bind(id)
+    let row = sqlx::query_as!(PurchaseRow, "SELECT * FROM purchases WHERE id = $1", id)
         .fetch_optional(db)
-        .await
+        .await?;
+    purchase_row::decode_optional(row)
 }
 
 /// The purchase created under a client idempotency key; its `request_hash` tells whether a retry
@@ -74,18 +75,22 @@ pub async fn find_by_idempotency_key(
     db: impl PgExecutor<'_>,
     key: &str,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as("SELECT * FROM purchases WHERE idempotency_key = $1")
-        .bind(key)
-        .fetch_optional(db)
-        .await
+    let row = sqlx::query_as!(
+        PurchaseRow,
+        "SELECT * FROM purchases WHERE idempotency_key = $1",
+        key
+    )
+    .fetch_optional(db)
+    .await?;
+    purchase_row::decode_optional(row)
 }
 
 /// Purchases whose invoice was paid but that hold no grant and will not get one without an
 /// operator: `rejected`, or `failed` after the payment. Served by a partial index.
 pub async fn paid_without_credits(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM purchases
-         WHERE paid_at IS NOT NULL AND status IN ('failed', 'rejected')",
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM purchases
+           WHERE paid_at IS NOT NULL AND status IN ('failed', 'rejected')"#,
     )
     .fetch_one(db)
     .await?;
@@ -111,42 +116,61 @@ pub async fn list(
         },
     };
     let (created_before, id_before) = cursor.unzip();
-    // Every statement takes the same parameters: $1 status, $2/$3 the cursor, $4 the limit,
-    // $5 the customer.
-    let sql: &str = match (customer, status) {
-        (Some(_), _) => LIST_FOR_CUSTOMER,
-        (None, Some(_)) => LIST_FOR_STATUS,
-        (None, None) => &LIST_ALL,
+    let id_before = id_before.as_ref().map(PurchaseId::as_str);
+    let status = status.map(PurchaseStatus::as_str);
+    let rows = match (customer, status) {
+        // One customer's purchases: `purchases_customer_created` reads them newest first.
+        (Some(customer), _) => {
+            sqlx::query_as!(
+                PurchaseRow,
+                r#"
+                SELECT * FROM purchases
+                WHERE customer = $1
+                  AND ($2::text IS NULL OR status = $2)
+                  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::text))
+                ORDER BY created_at DESC, id DESC
+                LIMIT $5
+                "#,
+                customer,
+                status,
+                created_before,
+                id_before,
+                limit,
+            )
+            .fetch_all(db)
+            .await?
+        }
+        // One status: `purchases_status_created` reads them newest first.
+        (None, Some(status)) => {
+            sqlx::query_as!(
+                PurchaseRow,
+                r#"
+                SELECT * FROM purchases
+                WHERE status = $1
+                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
+                ORDER BY created_at DESC, id DESC
+                LIMIT $4
+                "#,
+                status,
+                created_before,
+                id_before,
+                limit,
+            )
+            .fetch_all(db)
+            .await?
+        }
+        // Not `query!`: one branch per status, generated from `PurchaseStatus::ALL`.
+        (None, None) => {
+            sqlx::query_as(&LIST_ALL)
+                .bind(created_before)
+                .bind(id_before)
+                .bind(limit)
+                .fetch_all(db)
+                .await?
+        }
     };
-    let page = sqlx::query_as(sql)
-        .bind(status.map(PurchaseStatus::as_str))
-        .bind(created_before)
-        .bind(id_before)
-        .bind(limit)
-        .bind(customer)
-        .fetch_all(db)
-        .await?;
-    Ok(Some(page))
+    Ok(Some(purchase_row::decode_all(rows)?))
 }
-
-/// One customer's purchases: `purchases_customer_created` reads them newest first.
-const LIST_FOR_CUSTOMER: &str = r#"
-SELECT * FROM purchases
-WHERE customer = $5
-  AND ($1::text IS NULL OR status = $1)
-  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
-ORDER BY created_at DESC, id DESC
-LIMIT $4
-"#;
-
-/// One status: `purchases_status_created` reads them newest first.
-const LIST_FOR_STATUS: &str = r#"
-SELECT * FROM purchases
-WHERE status = $1 AND $5::text IS NULL
-  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
-ORDER BY created_at DESC, id DESC
-LIMIT $4
-"#;
 
 /// Everyone's purchases, newest first, without sorting the whole table (issue 11: list time must
 /// not grow with history). There is no index on `created_at` alone, and adding one would cost
@@ -159,17 +183,16 @@ static LIST_ALL: LazyLock<String> = LazyLock::new(|| {
         .map(|status| {
             format!(
                 "(SELECT * FROM purchases WHERE status = '{status}'
-                    AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text))
-                  ORDER BY created_at DESC, id DESC LIMIT $4)",
+                    AND ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2::text))
+                  ORDER BY created_at DESC, id DESC LIMIT $3)",
                 status = status.as_str()
             )
         })
         .collect();
     format!(
         "SELECT * FROM ({}) page
-         WHERE $1::text IS NULL AND $5::text IS NULL
          ORDER BY created_at DESC, id DESC
-         LIMIT $4",
+         LIMIT $3",
         branches.join("\n UNION ALL ")
     )
 });
@@ -182,7 +205,7 @@ pub async fn claim_for_sweep(
     limit: i64,
     min_age: Duration,
 ) -> sqlx::Result<Vec<(PurchaseId, InvoiceId)>> {
-    sqlx::query_as(
+    let rows = sqlx::query!(
         r#"
         WITH picked AS (
             SELECT id FROM purchases
@@ -194,13 +217,17 @@ pub async fn claim_for_sweep(
         )
         UPDATE purchases p SET swept_at = now()
         FROM picked WHERE p.id = picked.id
-        RETURNING p.id, p.invoice_id
+        RETURNING p.id AS "id: PurchaseId", p.invoice_id AS "invoice_id!: InvoiceId"
         "#,
+        limit,
+        min_age.as_secs_f64(),
     )
-    .bind(limit)
-    .bind(min_age.as_secs_f64())
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.id, row.invoice_id))
+        .collect())
 }
 
 /// Sends a `failed` (or, forced, `rejected`) purchase back to `next`, due now, with its attempts
@@ -212,7 +239,8 @@ pub async fn retry(
     from: PurchaseStatus,
     next: PurchaseStatus,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET status = $3, attempts = 0, last_error = NULL,
@@ -221,10 +249,11 @@ pub async fn retry(
         WHERE id = $1 AND status = $2
         RETURNING *
         "#,
+        id,
+        from.as_str(),
+        next.as_str(),
     )
-    .bind(id)
-    .bind(from.as_str())
-    .bind(next.as_str())
     .fetch_optional(db)
-    .await
+    .await?;
+    purchase_row::decode_optional(row)
 }

@@ -75,7 +75,7 @@ impl EventRecorder {
             return false;
         };
         let ok = self
-            .bounded(sqlx::query("SELECT 1").execute(&mut connection))
+            .bounded(sqlx::query_scalar!("SELECT 1 AS alive").fetch_one(&mut connection))
             .await
             .is_ok();
         if ok {

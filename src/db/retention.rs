@@ -9,7 +9,7 @@ pub async fn prune_ignored_payloads(
     days: u32,
     batch: i64,
 ) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE stripe_events SET payload = 'null'::jsonb, payload_pruned_at = now()
         WHERE id IN (
@@ -21,9 +21,9 @@ pub async fn prune_ignored_payloads(
             FOR UPDATE SKIP LOCKED
         )
         "#,
+        days as i32,
+        batch,
     )
-    .bind(days as i32)
-    .bind(batch)
     .execute(db)
     .await?;
     Ok(result.rows_affected())

@@ -97,6 +97,7 @@ pub async fn record_payment_event(
         charge,
         invoice,
     } = event.payment_refs();
+    // Not `query!`: composed from the state machine's fragments (see RECORD_PAYMENT_EVENT).
     let row: (bool, Option<Outcome>, Option<PurchaseId>, i64) =
         sqlx::query_as(&RECORD_PAYMENT_EVENT)
             .bind(&event.id)
@@ -163,13 +164,14 @@ pub async fn link_payments(
         .map(|p| p.amount_paid.unwrap_or(0))
         .collect();
     let currencies: Vec<&str> = payments.iter().map(|p| p.currency.as_str()).collect();
-    let (due,): (bool,) = sqlx::query_as(
+    let due = sqlx::query_scalar!(
         r#"
         WITH linked AS (
             INSERT INTO purchase_payments (invoice_payment_id, purchase_id, payment_intent, charge,
                                            amount_paid, currency)
-            SELECT * FROM unnest($2::text[], array_fill($1::text, ARRAY[cardinality($2::text[])]),
-                                 $3::text[], $4::text[], $5::bigint[], $6::text[])
+            SELECT p.id, $1, p.intent, p.charge, p.amount, p.currency
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+                 AS p(id, intent, charge, amount, currency)
             ON CONFLICT (invoice_payment_id) DO NOTHING
             RETURNING payment_intent, charge
         ), waiting AS (
@@ -188,13 +190,13 @@ pub async fn link_payments(
         WHERE id = $1
         RETURNING reversal_sync_due
         "#,
+        purchase_id as &PurchaseId,
+        &ids as &[&str],
+        &intents as &[Option<&str>],
+        &charges as &[Option<&str>],
+        &amounts,
+        &currencies as &[&str],
     )
-    .bind(purchase_id)
-    .bind(&ids)
-    .bind(&intents)
-    .bind(&charges)
-    .bind(&amounts)
-    .bind(&currencies)
     .fetch_one(db)
     .await?;
     Ok(due)
@@ -204,11 +206,12 @@ pub async fn payments_of(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<LinkedPayment>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        LinkedPayment,
         "SELECT invoice_payment_id, payment_intent, charge, amount_paid, currency
          FROM purchase_payments WHERE purchase_id = $1 ORDER BY linked_at, invoice_payment_id",
+        purchase_id as &PurchaseId,
     )
-    .bind(purchase_id)
     .fetch_all(db)
     .await
 }
@@ -220,12 +223,12 @@ pub async fn begin_sync(
     purchase_id: &PurchaseId,
     owner: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET reversal_sync_due = false, updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now()",
+        purchase_id as &PurchaseId,
+        owner,
     )
-    .bind(purchase_id)
-    .bind(owner)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -255,7 +258,7 @@ pub async fn upsert_reversals(
     let currencies: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
     let statuses: Vec<&str> = rows.iter().map(|r| r.4.as_str()).collect();
     let reversed: Vec<bool> = rows.iter().map(|r| r.5).collect();
-    sqlx::query(
+    sqlx::query!(
         r#"
         INSERT INTO reversals (id, purchase_id, kind, amount, currency, stripe_status, money_reversed)
         SELECT r.id, $1, r.kind, r.amount, r.currency, r.status, r.reversed
@@ -268,14 +271,14 @@ pub async fn upsert_reversals(
           AND (reversals.stripe_status, reversals.money_reversed, reversals.amount)
               IS DISTINCT FROM (EXCLUDED.stripe_status, EXCLUDED.money_reversed, EXCLUDED.amount)
         "#,
+        purchase_id as &PurchaseId,
+        &ids as &[&str],
+        &kinds as &[&str],
+        &amounts,
+        &currencies as &[&str],
+        &statuses as &[&str],
+        &reversed,
     )
-    .bind(purchase_id)
-    .bind(&ids)
-    .bind(&kinds)
-    .bind(&amounts)
-    .bind(&currencies)
-    .bind(&statuses)
-    .bind(&reversed)
     .execute(db)
     .await?;
     Ok(())
@@ -285,11 +288,13 @@ pub async fn reversals_of(
     db: impl PgExecutor<'_>,
     purchase_id: &PurchaseId,
 ) -> sqlx::Result<Vec<ReversalRow>> {
-    sqlx::query_as(
-        "SELECT id, kind, amount, currency, stripe_status, money_reversed, first_seen_at
-         FROM reversals WHERE purchase_id = $1 ORDER BY first_seen_at, id",
+    sqlx::query_as!(
+        ReversalRow,
+        r#"SELECT id, kind AS "kind: ReversalKind", amount, currency, stripe_status, money_reversed,
+                  first_seen_at
+           FROM reversals WHERE purchase_id = $1 ORDER BY first_seen_at, id"#,
+        purchase_id as &PurchaseId,
     )
-    .bind(purchase_id)
     .fetch_all(db)
     .await
 }
@@ -302,7 +307,7 @@ pub async fn finish_pass(
     owner: &str,
     status: PurchaseStatus,
 ) -> sqlx::Result<Option<PurchaseStatus>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"
         UPDATE purchases
         SET status = CASE WHEN reversal_sync_due THEN status ELSE $3 END,
@@ -310,12 +315,12 @@ pub async fn finish_pass(
             attempts = CASE WHEN reversal_sync_due THEN 0 ELSE attempts END,
             last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = 'reversing'
-        RETURNING status
+        RETURNING status AS "status: PurchaseStatus"
         "#,
+        purchase_id as &PurchaseId,
+        owner,
+        status as PurchaseStatus,
     )
-    .bind(purchase_id)
-    .bind(owner)
-    .bind(status)
     .fetch_optional(db)
     .await
 }
@@ -335,7 +340,8 @@ pub async fn claim_unlinked(
     db: impl PgExecutor<'_>,
     hold: std::time::Duration,
 ) -> sqlx::Result<Option<UnlinkedEvent>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        UnlinkedEvent,
         r#"
         UPDATE unlinked_payment_events u
         SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $1),
@@ -347,8 +353,8 @@ pub async fn claim_unlinked(
             FOR UPDATE SKIP LOCKED)
         RETURNING event_id, payment_intent, charge, attempts
         "#,
+        hold.as_secs_f64(),
     )
-    .bind(hold.as_secs_f64())
     .fetch_optional(db)
     .await
 }
@@ -358,10 +364,12 @@ pub async fn purchase_of_invoice(
     db: impl PgExecutor<'_>,
     invoice_id: &str,
 ) -> sqlx::Result<Option<PurchaseId>> {
-    sqlx::query_scalar("SELECT id FROM purchases WHERE invoice_id = $1")
-        .bind(invoice_id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT id AS "id: PurchaseId" FROM purchases WHERE invoice_id = $1"#,
+        invoice_id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// Links the payment the resolver found and applies the event to its purchase.
@@ -373,24 +381,27 @@ pub async fn resolve_linked(
 ) -> sqlx::Result<Outcome> {
     let mut tx = sqlx::Connection::begin(&mut *db).await?;
     link_payments(&mut tx, purchase_id, std::slice::from_ref(payment)).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE unlinked_payment_events SET state = 'linked', purchase_id = $2, updated_at = now()
          WHERE event_id = $1",
+        event_id,
+        purchase_id as &PurchaseId,
     )
-    .bind(event_id)
-    .bind(purchase_id)
     .execute(&mut *tx)
     .await?;
+    // Not `query!`: composed from the state machine's fragments (see APPLY_TO_PURCHASE).
     let outcome: Outcome = sqlx::query_scalar(&APPLY_TO_PURCHASE)
         .bind(purchase_id)
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query("UPDATE stripe_events SET purchase_id = $2, outcome = $3 WHERE id = $1")
-        .bind(event_id)
-        .bind(purchase_id)
-        .bind(outcome.as_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE stripe_events SET purchase_id = $2, outcome = $3 WHERE id = $1",
+        event_id,
+        purchase_id as &PurchaseId,
+        outcome.as_string(),
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -398,17 +409,19 @@ pub async fn resolve_linked(
 /// The payment paid no purchase's invoice: the event stays recorded, as `unmatched`.
 pub async fn resolve_unmatched(db: &mut PgConnection, event_id: &str) -> sqlx::Result<()> {
     let mut tx = sqlx::Connection::begin(&mut *db).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE unlinked_payment_events SET state = 'unmatched', updated_at = now()
          WHERE event_id = $1",
+        event_id,
     )
-    .bind(event_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE stripe_events SET outcome = 'unmatched' WHERE id = $1")
-        .bind(event_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE stripe_events SET outcome = 'unmatched' WHERE id = $1",
+        event_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 
@@ -418,10 +431,12 @@ pub async fn note_unlinked_error(
     event_id: &str,
     error: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE unlinked_payment_events SET last_error = $2 WHERE event_id = $1")
-        .bind(event_id)
-        .bind(error)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE unlinked_payment_events SET last_error = $2 WHERE event_id = $1",
+        event_id,
+        error,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 
+use super::purchase_row::PurchaseRow;
 use crate::ids::PurchaseId;
 use crate::purchase::{CreditSpec, Purchase};
 
-/// A customer's rule as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A customer's rule as stored. Every statement lists the columns (rather than `*`) so that
+/// `query_as!` can decode `credit` as typed JSON.
+#[derive(Debug, Clone)]
 pub struct Rule {
     pub customer: String,
     pub threshold: i64,
@@ -60,7 +62,8 @@ pub async fn upsert(
     pause_after_failures: i32,
     enabled: bool,
 ) -> sqlx::Result<Rule> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Rule,
         r#"
         INSERT INTO auto_topup_rules (customer, threshold, amount, top_up_to, currency, credit,
                                       max_topups_per_month, max_amount_per_month,
@@ -74,35 +77,55 @@ pub async fn upsert(
             pause_after_failures = EXCLUDED.pause_after_failures, enabled = EXCLUDED.enabled,
             consecutive_failures = 0, paused_at = NULL, paused_reason = NULL,
             last_skip_reason = NULL, check_due_at = now(), updated_at = now()
-        RETURNING *
+        RETURNING customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
         "#,
+        customer,
+        threshold,
+        amount,
+        top_up_to,
+        credit.currency.as_str(),
+        Json(credit) as _,
+        max_topups_per_month,
+        max_amount_per_month,
+        pause_after_failures,
+        enabled,
     )
-    .bind(customer)
-    .bind(threshold)
-    .bind(amount)
-    .bind(top_up_to)
-    .bind(credit.currency.as_str())
-    .bind(Json(credit))
-    .bind(max_topups_per_month)
-    .bind(max_amount_per_month)
-    .bind(pause_after_failures)
-    .bind(enabled)
     .fetch_one(db)
     .await
 }
 
 pub async fn find(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Option<Rule>> {
-    sqlx::query_as("SELECT * FROM auto_topup_rules WHERE customer = $1")
-        .bind(customer)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        Rule,
+        r#"SELECT customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
+           FROM auto_topup_rules WHERE customer = $1"#,
+        customer,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, customer: &str) -> sqlx::Result<Option<Rule>> {
-    sqlx::query_as("DELETE FROM auto_topup_rules WHERE customer = $1 RETURNING *")
-        .bind(customer)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        Rule,
+        r#"DELETE FROM auto_topup_rules WHERE customer = $1
+           RETURNING customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at"#,
+        customer,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The customer's latest top-ups, newest first.
@@ -111,13 +134,8 @@ pub async fn recent(
     customer: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<Purchase>> {
-    sqlx::query_as(
-        "SELECT * FROM purchases WHERE topup_customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(customer)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+    let row = sqlx::query_as!(PurchaseRow, "SELECT * FROM purchases WHERE topup_customer = $1 ORDER BY created_at DESC, id DESC LIMIT $2", customer, limit).fetch_all(db).await?;
+    super::purchase_row::decode_all(row)
 }
 
 /// A debit on one of creditd's grants: the owner's rule is checked now. Debits on grants creditd
@@ -127,15 +145,15 @@ pub async fn check_now_for_grant(
     grant_id: &str,
     event_id: &str,
 ) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE auto_topup_rules
-         SET check_due_at = now(), check_reason = format('debit %s on grant %s', $2, $1)
+         SET check_due_at = now(), check_reason = format('debit %s on grant %s', $2::text, $1::text)
          WHERE customer IN (SELECT customer FROM purchases
                             WHERE credit_grant_id = $1 OR current_grant_id = $1)
            AND enabled AND paused_at IS NULL",
+        grant_id,
+        event_id,
     )
-    .bind(grant_id)
-    .bind(event_id)
     .execute(db)
     .await?;
     Ok(result.rows_affected())
@@ -148,7 +166,8 @@ pub async fn claim_due(
     hold: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Rule>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Rule,
         r#"
         UPDATE auto_topup_rules r
         SET check_due_at = now() + make_interval(secs => $1)
@@ -157,11 +176,15 @@ pub async fn claim_due(
             WHERE enabled AND paused_at IS NULL AND check_due_at <= now()
             ORDER BY check_due_at LIMIT $2
             FOR UPDATE SKIP LOCKED)
-        RETURNING r.*
+        RETURNING r.customer, threshold, amount, top_up_to, currency,
+                  credit AS "credit: Json<CreditSpec>", max_topups_per_month,
+                  max_amount_per_month, pause_after_failures, enabled, consecutive_failures,
+                  paused_at, paused_reason, last_balance, last_checked_at, last_skip_reason,
+                  check_reason, created_at, updated_at
         "#,
+        hold.as_secs_f64(),
+        limit,
     )
-    .bind(hold.as_secs_f64())
-    .bind(limit)
     .fetch_all(db)
     .await
 }
@@ -174,18 +197,18 @@ pub async fn checked(
     skip_reason: Option<&str>,
     next_check_in: Duration,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE auto_topup_rules
          SET last_balance = $2, last_checked_at = now(), last_skip_reason = $3,
              check_reason = NULL,
              check_due_at = GREATEST(check_due_at, now() + make_interval(secs => $4)),
              updated_at = now()
          WHERE customer = $1",
+        customer,
+        balance,
+        skip_reason,
+        next_check_in.as_secs_f64(),
     )
-    .bind(customer)
-    .bind(balance)
-    .bind(skip_reason)
-    .bind(next_check_in.as_secs_f64())
     .execute(db)
     .await?;
     Ok(())
@@ -218,7 +241,7 @@ pub async fn create(
     let funding =
         serde_json::json!({"collection_method": "charge_automatically", "pay_off_session": true});
     let metadata = serde_json::json!({"creditd_topup": "true"});
-    let (created, reason): (Option<PurchaseId>, Option<String>) = sqlx::query_as(
+    let row = sqlx::query!(
         r#"
         WITH rule AS (
             SELECT * FROM auto_topup_rules
@@ -241,18 +264,18 @@ pub async fn create(
             INSERT INTO purchases (id, status, customer, amount, currency, livemode, credit,
                                    description, metadata, funding, next_attempt_at,
                                    topup_customer, topup_trigger)
-            SELECT $3, 'creating_invoice', $1, $4, $5, $6, $7, 'Automatic credit top-up',
+            SELECT $3, 'creating_invoice', $1, $4::bigint, $5, $6, $7, 'Automatic credit top-up',
                    $9, $10, now(), $1, $11
             FROM facts f
             WHERE $2 < f.threshold AND NOT f.in_flight AND NOT f.cooling
-              AND f.topups < f.max_topups_per_month AND f.money + $4 <= f.max_amount_per_month
+              AND f.topups < f.max_topups_per_month AND f.money + $4::bigint <= f.max_amount_per_month
             ON CONFLICT (topup_customer)
                 WHERE topup_customer IS NOT NULL
                   AND status IN ('creating_invoice', 'awaiting_payment', 'granting')
                 DO NOTHING
             RETURNING id
         )
-        SELECT (SELECT id FROM inserted),
+        SELECT (SELECT id FROM inserted) AS "created: PurchaseId",
                CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN NULL
                     WHEN NOT EXISTS (SELECT 1 FROM facts) THEN 'the rule is disabled or paused'
                     ELSE (SELECT CASE
@@ -261,28 +284,28 @@ pub async fn create(
                         WHEN f.cooling THEN 'the last top-up is within the cooldown'
                         WHEN f.topups >= f.max_topups_per_month
                             THEN format('the monthly cap of %s top-ups is reached', f.max_topups_per_month)
-                        WHEN f.money + $4 > f.max_amount_per_month
+                        WHEN f.money + $4::bigint > f.max_amount_per_month
                             THEN format('the monthly cap of %s (minor units) would be exceeded: %s topped up this month, %s more asked',
-                                        f.max_amount_per_month, f.money, $4)
+                                        f.max_amount_per_month, f.money, $4::bigint)
                         ELSE 'a concurrent check created the top-up' END
                         FROM facts f)
-               END
+               END AS reason
         "#,
+        rule.customer,
+        balance,
+        purchase_id as &PurchaseId,
+        amount,
+        rule.currency,
+        livemode,
+        Json(credit) as _,
+        cooldown.as_secs_f64(),
+        Json(&metadata) as _,
+        Json(&funding) as _,
+        Json(trigger) as _,
     )
-    .bind(&rule.customer)
-    .bind(balance)
-    .bind(purchase_id)
-    .bind(amount)
-    .bind(&rule.currency)
-    .bind(livemode)
-    .bind(Json(credit))
-    .bind(cooldown.as_secs_f64())
-    .bind(Json(&metadata))
-    .bind(Json(&funding))
-    .bind(Json(trigger))
     .fetch_one(db)
     .await?;
-    Ok(match (created, reason) {
+    Ok(match (row.created, row.reason) {
         (Some(id), _) => Created::TopUp(id),
         (None, reason) => Created::Skipped(reason.unwrap_or_else(|| "no top-up".into())),
     })
@@ -295,13 +318,13 @@ pub async fn note_hosted_url(
     owner: &str,
     url: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET hosted_invoice_url = COALESCE($3, hosted_invoice_url), updated_at = now()
          WHERE id = $1 AND lease_owner = $2",
+        id,
+        owner,
+        url,
     )
-    .bind(id)
-    .bind(owner)
-    .bind(url)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -309,14 +332,15 @@ pub async fn note_hosted_url(
 
 /// Rules by state (active, paused, disabled) and top-ups that failed in the last day, for /metrics.
 pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE enabled AND paused_at IS NULL),
-                count(*) FILTER (WHERE paused_at IS NOT NULL),
-                count(*) FILTER (WHERE NOT enabled AND paused_at IS NULL),
-                (SELECT count(*) FROM purchases WHERE topup_customer IS NOT NULL
-                   AND status = 'failed' AND updated_at > now() - interval '1 day')
-         FROM auto_topup_rules",
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE enabled AND paused_at IS NULL) AS "active!",
+                  count(*) FILTER (WHERE paused_at IS NOT NULL) AS "paused!",
+                  count(*) FILTER (WHERE NOT enabled AND paused_at IS NULL) AS "disabled!",
+                  (SELECT count(*) FROM purchases WHERE topup_customer IS NOT NULL
+                     AND status = 'failed' AND updated_at > now() - interval '1 day') AS "failed!"
+           FROM auto_topup_rules"#,
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((row.active, row.paused, row.disabled, row.failed))
 }

@@ -43,6 +43,8 @@ pub async fn note_unknown(
     owner: &str,
     write: Write,
 ) -> sqlx::Result<bool> {
+    // Not `query!`: the columns are the write's (grant or funding); one statement per write
+    // would be two copies of the rule that keeps the settle time counting from the first 500.
     let (since, lookups, _) = write.columns();
     let sql = format!(
         "UPDATE purchases SET {since} = COALESCE({since}, now()), {lookups} = 0, updated_at = now()
@@ -71,6 +73,7 @@ pub async fn note_lookup(
     write: Write,
     settle: Duration,
 ) -> sqlx::Result<Option<AfterLookup>> {
+    // Not `query!`, for the same reason as `note_unknown`: the columns are the write's.
     let (since, lookups, generation) = write.columns();
     let settled = format!(
         "({lookups} + 1 >= {LOOKS_BEFORE_NEW_KEY} AND {since} + make_interval(secs => $3) <= now())"

@@ -11,7 +11,7 @@ use crate::outbound::event::EventType;
 use crate::outbound::send::Answer;
 
 /// A delivery a worker holds: the message, where it goes, and its frozen body if it has one.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
@@ -32,7 +32,8 @@ pub async fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Claimed>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Claimed,
         r#"
         WITH due AS (
             SELECT d.message_id, d.endpoint_id
@@ -52,16 +53,17 @@ pub async fn claim_due(
             WHERE d.message_id = due.message_id AND d.endpoint_id = due.endpoint_id
             RETURNING d.message_id, d.endpoint_id, d.attempts
         )
-        SELECT c.message_id, c.endpoint_id, c.attempts, m.event_type, m.purchase_id,
-               m.created_at, m.payload, e.url
+        SELECT c.message_id AS "message_id!: MessageId", c.endpoint_id AS "endpoint_id!: EndpointId",
+               c.attempts AS "attempts!", m.event_type AS "event_type: EventType",
+               m.purchase_id AS "purchase_id: PurchaseId", m.created_at, m.payload, e.url
         FROM claimed c
         JOIN webhook_messages m ON m.id = c.message_id
         JOIN webhook_endpoints e ON e.id = c.endpoint_id
         "#,
+        owner,
+        lease.as_secs_f64(),
+        limit,
     )
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .bind(limit)
     .fetch_all(db)
     .await
 }
@@ -73,11 +75,12 @@ pub async fn freeze_payload(
     message_id: &str,
     payload: &str,
 ) -> sqlx::Result<String> {
-    let (stored,): (String,) = sqlx::query_as(
-        "UPDATE webhook_messages SET payload = COALESCE(payload, $2) WHERE id = $1 RETURNING payload",
+    let stored = sqlx::query_scalar!(
+        r#"UPDATE webhook_messages SET payload = COALESCE(payload, $2) WHERE id = $1
+           RETURNING payload AS "payload!""#,
+        message_id,
+        payload,
     )
-    .bind(message_id)
-    .bind(payload)
     .fetch_one(db)
     .await?;
     Ok(stored)
@@ -100,16 +103,16 @@ pub async fn record_attempt(
     answer: &Answer,
     next: Next,
 ) -> sqlx::Result<bool> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_attempts (message_id, endpoint_id, http_status, error, latency_ms, response)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        &claim.message_id,
+        &claim.endpoint_id,
+        answer.http_status.map(i32::from),
+        answer.error.as_deref(),
+        answer.latency.as_millis().min(i32::MAX as u128) as i32,
+        answer.response.as_deref(),
     )
-    .bind(&claim.message_id)
-    .bind(&claim.endpoint_id)
-    .bind(answer.http_status.map(i32::from))
-    .bind(answer.error.as_deref())
-    .bind(answer.latency.as_millis().min(i32::MAX as u128) as i32)
-    .bind(answer.response.as_deref())
     .execute(&mut **tx)
     .await?;
     let (status, delay) = match next {
@@ -121,7 +124,7 @@ pub async fn record_attempt(
         .error
         .clone()
         .or_else(|| answer.http_status.map(|s| format!("HTTP {s}")));
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE webhook_deliveries
          SET status = $4, lease_owner = NULL, lease_expires_at = NULL,
              next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
@@ -131,13 +134,13 @@ pub async fn record_attempt(
              failed_at = CASE WHEN $4 = 'failed' THEN now() END,
              updated_at = now()
          WHERE message_id = $1 AND endpoint_id = $2 AND lease_owner = $3 AND status = 'pending'",
+        &claim.message_id,
+        &claim.endpoint_id,
+        owner,
+        status,
+        delay,
+        error,
     )
-    .bind(&claim.message_id)
-    .bind(&claim.endpoint_id)
-    .bind(owner)
-    .bind(status)
-    .bind(delay)
-    .bind(error)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -149,14 +152,14 @@ pub async fn fail_pending(
     endpoint_id: &str,
     reason: &str,
 ) -> sqlx::Result<u64> {
-    let failed = sqlx::query(
+    let failed = sqlx::query!(
         "UPDATE webhook_deliveries
          SET status = 'failed', failed_at = now(), last_error = $2, lease_owner = NULL,
              lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
          WHERE endpoint_id = $1 AND status = 'pending'",
+        endpoint_id,
+        reason,
     )
-    .bind(endpoint_id)
-    .bind(reason)
     .execute(db)
     .await?;
     Ok(failed.rows_affected())
@@ -169,16 +172,16 @@ pub async fn retry_message(
     message_id: &str,
     endpoint_id: Option<&str>,
 ) -> sqlx::Result<u64> {
-    let retried = sqlx::query(
+    let retried = sqlx::query!(
         "UPDATE webhook_deliveries d
          SET status = 'pending', attempts = 0, next_attempt_at = now(), failed_at = NULL,
              updated_at = now()
          FROM webhook_endpoints e
          WHERE e.id = d.endpoint_id AND e.status <> 'deleted'
            AND d.message_id = $1 AND d.status = 'failed' AND ($2::text IS NULL OR d.endpoint_id = $2)",
+        message_id,
+        endpoint_id,
     )
-    .bind(message_id)
-    .bind(endpoint_id)
     .execute(db)
     .await?;
     Ok(retried.rows_affected())
@@ -190,16 +193,16 @@ pub async fn recover(
     endpoint_id: &str,
     since: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let recovered = sqlx::query(
+    let recovered = sqlx::query!(
         "UPDATE webhook_deliveries d
          SET status = 'pending', attempts = 0, next_attempt_at = now(), failed_at = NULL,
              updated_at = now()
          FROM webhook_messages m
          WHERE m.id = d.message_id AND d.endpoint_id = $1 AND d.status = 'failed'
            AND m.created_at >= $2",
+        endpoint_id,
+        since,
     )
-    .bind(endpoint_id)
-    .bind(since)
     .execute(db)
     .await?;
     Ok(recovered.rows_affected())
@@ -207,7 +210,7 @@ pub async fn recover(
 
 /// Age of the oldest message still waiting for an enabled endpoint, for the alert; 0 when none.
 pub async fn oldest_undelivered_secs(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    let (age,): (Option<f64>,) = sqlx::query_as(
+    let age = sqlx::query_scalar!(
         "SELECT extract(epoch FROM now() - min(m.created_at))::float8
          FROM webhook_deliveries d
          JOIN webhook_messages m ON m.id = d.message_id

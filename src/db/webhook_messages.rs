@@ -7,7 +7,7 @@ use sqlx::PgExecutor;
 use crate::ids::{EndpointId, MessageId, PurchaseId};
 use crate::outbound::event::{DeliveryStatus, EventType};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: MessageId,
     pub event_type: EventType,
@@ -15,7 +15,7 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
@@ -27,7 +27,7 @@ pub struct Delivery {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Attempt {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
@@ -56,42 +56,48 @@ pub async fn list(
     let cursor: Option<(DateTime<Utc>,)> = match starting_after {
         None => None,
         Some(id) => {
-            let found = sqlx::query_as("SELECT created_at FROM webhook_messages WHERE id = $1")
-                .bind(id)
-                .fetch_optional(db)
-                .await?;
-            if found.is_none() {
-                return Ok(None);
+            let found =
+                sqlx::query_scalar!("SELECT created_at FROM webhook_messages WHERE id = $1", id)
+                    .fetch_optional(db)
+                    .await?;
+            match found {
+                None => return Ok(None),
+                Some(created_at) => Some((created_at,)),
             }
-            found
         }
     };
-    let rows = sqlx::query_as(
-        "SELECT m.id, m.event_type, m.purchase_id, m.created_at FROM webhook_messages m
+    let rows = sqlx::query_as!(
+        Message,
+        r#"SELECT m.id AS "id: MessageId", m.event_type AS "event_type: EventType",
+                m.purchase_id AS "purchase_id: PurchaseId", m.created_at
+         FROM webhook_messages m
          WHERE ($1::text IS NULL AND $2::text IS NULL
                 OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id
                            AND ($1::text IS NULL OR d.status = $1)
                            AND ($2::text IS NULL OR d.endpoint_id = $2)))
            AND ($3::text IS NULL OR m.purchase_id = $3)
            AND ($4::timestamptz IS NULL OR (m.created_at, m.id) < ($4, $5))
-         ORDER BY m.created_at DESC, m.id DESC LIMIT $6",
+         ORDER BY m.created_at DESC, m.id DESC LIMIT $6"#,
+        filter.status.map(DeliveryStatus::as_str),
+        filter.endpoint,
+        filter.purchase,
+        cursor.map(|c| c.0),
+        starting_after,
+        limit,
     )
-    .bind(filter.status.map(DeliveryStatus::as_str))
-    .bind(filter.endpoint)
-    .bind(filter.purchase)
-    .bind(cursor.map(|c| c.0))
-    .bind(starting_after)
-    .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(Some(rows))
 }
 
 pub async fn find(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Message>> {
-    sqlx::query_as(
-        "SELECT id, event_type, purchase_id, created_at FROM webhook_messages WHERE id = $1",
+    sqlx::query_as!(
+        Message,
+        r#"SELECT id AS "id: MessageId", event_type AS "event_type: EventType",
+                  purchase_id AS "purchase_id: PurchaseId", created_at
+           FROM webhook_messages WHERE id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await
 }
@@ -102,15 +108,17 @@ pub async fn deliveries(
     message_ids: &[String],
     endpoint: Option<&str>,
 ) -> sqlx::Result<Vec<Delivery>> {
-    sqlx::query_as(
-        "SELECT message_id, endpoint_id, status, attempts, next_attempt_at, last_error,
-                delivered_at, failed_at
-         FROM webhook_deliveries
-         WHERE message_id = ANY($1) AND ($2::text IS NULL OR endpoint_id = $2)
-         ORDER BY message_id, endpoint_id",
+    sqlx::query_as!(
+        Delivery,
+        r#"SELECT message_id AS "message_id: MessageId", endpoint_id AS "endpoint_id: EndpointId",
+                  status AS "status: DeliveryStatus", attempts, next_attempt_at, last_error,
+                  delivered_at, failed_at
+           FROM webhook_deliveries
+           WHERE message_id = ANY($1) AND ($2::text IS NULL OR endpoint_id = $2)
+           ORDER BY message_id, endpoint_id"#,
+        message_ids,
+        endpoint,
     )
-    .bind(message_ids)
-    .bind(endpoint)
     .fetch_all(db)
     .await
 }
@@ -120,11 +128,13 @@ pub async fn attempts(
     db: impl PgExecutor<'_>,
     message_ids: &[String],
 ) -> sqlx::Result<Vec<Attempt>> {
-    sqlx::query_as(
-        "SELECT message_id, endpoint_id, http_status, error, latency_ms, response, at
-         FROM webhook_attempts WHERE message_id = ANY($1) ORDER BY id",
+    sqlx::query_as!(
+        Attempt,
+        r#"SELECT message_id AS "message_id: MessageId", endpoint_id AS "endpoint_id: EndpointId",
+                  http_status, error, latency_ms, response, at
+           FROM webhook_attempts WHERE message_id = ANY($1) ORDER BY id"#,
+        message_ids,
     )
-    .bind(message_ids)
     .fetch_all(db)
     .await
 }

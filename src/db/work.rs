@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 
+use super::purchase_row::PurchaseRow;
 use crate::ids::InvoiceId;
 use crate::purchase::{Purchase, PurchaseStatus, Settlement};
 
@@ -30,6 +31,9 @@ pub async fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Claimed>> {
+    // Not `query_as!`: the row is the whole purchase plus `taken_over`, and `query_as!` cannot
+    // flatten; `Purchase`'s `FromRow` decodes it through the same `PurchaseRow` as the checked
+    // statements, and the claim runs in nearly every test.
     let rows: Vec<ClaimedRow> = sqlx::query_as(
         r#"
         WITH due AS (
@@ -71,7 +75,8 @@ pub async fn claim_one(
     owner: &str,
     lease: Duration,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
@@ -80,12 +85,13 @@ pub async fn claim_one(
           AND (lease_expires_at IS NULL OR lease_expires_at < now())
         RETURNING *
         "#,
+        id,
+        owner,
+        lease.as_secs_f64()
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Write-ahead for a grant request: committed before the request leaves, so any later attempt
@@ -100,7 +106,8 @@ pub async fn mark_grant_requested(
     expires_after_days: Option<i64>,
     grant_value: i64,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET grant_requested = true,
@@ -111,14 +118,15 @@ pub async fn mark_grant_requested(
         WHERE id = $1 AND status = 'granting' AND lease_owner = $2 AND lease_expires_at > now()
         RETURNING *
         "#,
+        id,
+        owner,
+        lease.as_secs_f64(),
+        expires_after_days.map(|d| d as i32),
+        grant_value
     )
-    .bind(id)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .bind(expires_after_days.map(|d| d as i32))
-    .bind(grant_value)
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Records the grant and what settled the invoice. Safe without the lease: the grant exists, and
@@ -133,7 +141,8 @@ pub async fn mark_granted(
     grant_voided_at: Option<i64>,
     settlement: &Settlement,
 ) -> sqlx::Result<Option<Purchase>> {
-    sqlx::query_as(
+    let row = sqlx::query_as!(
+        PurchaseRow,
         r#"
         UPDATE purchases
         SET status = CASE WHEN reversal_sync_due OR EXISTS (
@@ -154,13 +163,14 @@ pub async fn mark_granted(
         WHERE id = $1 AND status = 'granting'
         RETURNING *
         "#,
+        id,
+        grant_id,
+        grant_voided_at.map(|t| t as f64),
+        Json(settlement) as _
     )
-    .bind(id)
-    .bind(grant_id)
-    .bind(grant_voided_at.map(|t| t as f64))
-    .bind(Json(settlement))
     .fetch_optional(db)
-    .await
+    .await?;
+    super::purchase_row::decode_optional(row)
 }
 
 /// Ends the attempt in a final state (`rejected`, `failed`) if this worker still holds the lease.
@@ -173,7 +183,7 @@ pub async fn finish(
     error: &str,
     settlement: Option<&Settlement>,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE purchases
         SET status = $3, last_error = $4, next_attempt_at = NULL,
@@ -181,13 +191,13 @@ pub async fn finish(
             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = $5
         "#,
+        &claimed.id,
+        owner,
+        status as _,
+        error,
+        claimed.status as _,
+        settlement.map(Json) as _
     )
-    .bind(&claimed.id)
-    .bind(owner)
-    .bind(status)
-    .bind(error)
-    .bind(claimed.status)
-    .bind(settlement.map(Json))
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -203,7 +213,7 @@ pub async fn retry_later(
     error: &str,
     counts_as_attempt: bool,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         r#"
         UPDATE purchases
         SET last_error = $3, next_attempt_at = now() + make_interval(secs => $4),
@@ -211,13 +221,13 @@ pub async fn retry_later(
             lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2 AND status = $6
         "#,
+        &claimed.id,
+        owner,
+        error,
+        delay.as_secs_f64(),
+        counts_as_attempt,
+        claimed.status as _
     )
-    .bind(&claimed.id)
-    .bind(owner)
-    .bind(error)
-    .bind(delay.as_secs_f64())
-    .bind(counts_as_attempt)
-    .bind(claimed.status)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -226,12 +236,8 @@ pub async fn retry_later(
 /// Gives the lease back without counting the attempt, so work cut short by shutdown is picked up
 /// at once by another replica.
 pub async fn release(db: impl PgExecutor<'_>, id: &str, owner: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE purchases SET lease_owner = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(id)
-    .bind(owner)
+    sqlx::query!("UPDATE purchases SET lease_owner = NULL, lease_expires_at = NULL, attempts = greatest(attempts - 1, 0)
+         WHERE id = $1 AND lease_owner = $2", id, owner)
     .execute(db)
     .await?;
     Ok(())
@@ -244,12 +250,12 @@ pub async fn mark_funding_requested(
     id: &str,
     owner: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET funding_requested = true, updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now()",
+        id,
+        owner
     )
-    .bind(id)
-    .bind(owner)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -262,12 +268,8 @@ pub async fn bump_funding_key(
     id: &str,
     owner: &str,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        "UPDATE purchases SET funding_key_generation = funding_key_generation + 1, updated_at = now()
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(id)
-    .bind(owner)
+    let result = sqlx::query!("UPDATE purchases SET funding_key_generation = funding_key_generation + 1, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2", id, owner)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -280,14 +282,14 @@ pub async fn set_invoice(
     owner: &str,
     invoice_id: &InvoiceId,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE purchases SET invoice_id = $3, funding_unknown_since = NULL, funding_lookups = 0,
                 updated_at = now()
          WHERE id = $1 AND lease_owner = $2 AND (invoice_id IS NULL OR invoice_id = $3)",
+        id,
+        owner,
+        invoice_id
     )
-    .bind(id)
-    .bind(owner)
-    .bind(invoice_id)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -303,8 +305,7 @@ pub async fn invoice_ready(
     hosted_invoice_url: Option<&str>,
     uncollectible: bool,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        r#"
+    let result = sqlx::query!(r#"
         UPDATE purchases
         SET status = CASE WHEN status = 'creating_invoice' THEN $3 ELSE status END,
             hosted_invoice_url = COALESCE($4, hosted_invoice_url),
@@ -315,13 +316,7 @@ pub async fn invoice_ready(
             attempts = CASE WHEN status = 'creating_invoice' THEN 0 ELSE attempts END,
             last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND lease_owner = $2
-        "#,
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(next)
-    .bind(hosted_invoice_url)
-    .bind(uncollectible)
+        "#, id, owner, next as PurchaseStatus, hosted_invoice_url, uncollectible)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)

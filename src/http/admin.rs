@@ -12,13 +12,13 @@ use crate::admin::replay::ReplayError;
 use crate::admin::resync::ResyncParams;
 use crate::admin::retry::RetryError;
 use crate::admin::{ACTOR_HTTP, audit, replay, resync, retry};
-use crate::app::AppState;
 use crate::db;
 use crate::error::ErrorResponse;
 use crate::error::{ApiError, ApiResult};
 use crate::http::purchases::{ListQuery, list_purchases};
 use crate::http::wire;
 use crate::ids::{EventId, InvalidId, PurchaseId, ResyncId};
+use crate::state::AppState;
 
 /// Rejects a malformed path id before anything (a lookup, an audit row, a Stripe call) happens.
 fn check_id<T>(field: &str, parsed: Result<T, InvalidId>) -> ApiResult<T> {
@@ -59,13 +59,8 @@ async fn start_resync(
     let services = state.services.clone();
     let owner = format!("resync-{}", crate::worker::owner_name(0));
     let created = resync::create(&services, &params, ACTOR_HTTP, &owner).await?;
-    let answer = wire::ResyncStarted {
-        id: created.id.clone(),
-        object: "resync".into(),
-        status: "running".into(),
-    };
-    let recorded = serde_json::to_value(&answer).expect("plain data serializes");
-    audit::record(&services, "resync.start", ACTOR_HTTP, &value, &recorded).await?;
+    let answer = wire::ResyncStarted::from(&created);
+    audit::record(&services, "resync.start", ACTOR_HTTP, &value, &answer).await?;
     tokio::spawn(async move {
         let id = created.id.clone();
         if let Err(error) = resync::run(&services, created, &owner, &mut |_| {}).await {
@@ -82,24 +77,22 @@ struct OutcomeQuery {
 
 #[utoipa::path(get, path = "/admin/resync/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Re-sync id (rsy_...)"), ("outcomes_limit" = Option<i64>, Query, description = "Most per-event outcomes to return")),
-    responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = Object), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
+    responses((status = 200, description = "Status, counts, cursor and per-event outcomes", body = wire::Resync), (status = 401, description = "Missing or wrong admin token", body = ErrorResponse),
         (status = 404, description = "No such re-sync", body = ErrorResponse),
         (status = 422, description = "Not a re-sync id (rsy_...)", body = ErrorResponse)))]
 async fn show_resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<OutcomeQuery>,
-) -> ApiResult<axum::Json<Value>> {
-    check_id("id", ResyncId::parse(&id))?;
+) -> ApiResult<axum::Json<wire::Resync>> {
+    let id = check_id("id", ResyncId::parse(&id))?;
     let db = &state.services.db;
-    let resync = db::admin::find_resync(db, &id)
+    let resync = db::resyncs::find(db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("re-sync", &id))?;
     let limit = query.outcomes_limit.unwrap_or(10_000).clamp(0, 100_000);
-    let outcomes = db::admin::resync_outcomes(db, &id, limit).await?;
-    let mut body = resync.to_json();
-    body["outcomes"] = Value::Array(outcomes);
-    Ok(axum::Json(body))
+    let outcomes = db::resync_events::outcomes(db, &id, limit).await?;
+    Ok(axum::Json(wire::Resync::new(&resync, outcomes)))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -127,7 +120,7 @@ async fn list_events(
             "must be between 1 and 100",
         ));
     }
-    let page = db::admin::list_events(
+    let page = db::event_listing::page(
         &state.services.db,
         query.status.as_deref(),
         query.event_type.as_deref(),
@@ -137,7 +130,11 @@ async fn list_events(
     .await?
     .ok_or_else(|| ApiError::invalid_field("starting_after", "is not a recorded event id"))?;
     let has_more = page.len() as i64 > limit;
-    let data: Vec<Value> = page.into_iter().take(limit as usize).collect();
+    let data = page
+        .into_iter()
+        .take(limit as usize)
+        .map(wire::RecordedEvent::from)
+        .collect();
     Ok(axum::Json(wire::EventList {
         object: "list".into(),
         data,
@@ -203,26 +200,28 @@ async fn explain_purchase(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<wire::PurchaseExplained>> {
-    check_id("id", PurchaseId::parse(&id))?;
+    let id = check_id("id", PurchaseId::parse(&id))?;
     let db = &state.services.db;
     let purchase = db::purchases::find(db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("purchase", &id))?;
-    let (transitions, events, calls) = db::admin::purchase_history(db, &id).await?;
+    let history = db::transitions::of_purchase(db, &id).await?;
+    let events = db::event_listing::of_purchase(db, &id).await?;
+    let calls = db::calls::of_purchase(db, &id).await?;
     let reversals = db::grant_moves::views_for(db, &[&purchase.id]).await?;
     let grant_moves = db::grant_moves::moves_of(db, &purchase.id).await?;
     Ok(axum::Json(wire::PurchaseExplained {
         purchase: wire::Purchase::from(&purchase).with_reversals(&reversals),
-        grant_moves,
+        grant_moves: grant_moves.into_iter().map(wire::GrantMove::from).collect(),
         grant: wire::GrantState {
             id: purchase.credit_grant_id.clone(),
             requested: purchase.grant_requested,
             idempotency_key: purchase.grant_idempotency_key(),
         },
         paid_event_id: purchase.paid_event_id.as_ref().map(ToString::to_string),
-        history: transitions,
-        events,
-        stripe_calls: calls,
+        history: history.into_iter().map(wire::StatusChange::from).collect(),
+        events: events.into_iter().map(wire::PurchaseEvent::from).collect(),
+        stripe_calls: calls.into_iter().map(wire::StripeCall::from).collect(),
     }))
 }
 

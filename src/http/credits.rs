@@ -7,13 +7,13 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::error::ErrorResponse;
 use crate::http::wire;
 use crate::money::{Currency, Money};
-use crate::stripe::form::Form;
-use crate::stripe::{StripeError, StripeRequest};
+use crate::state::AppState;
+use crate::stripe::StripeError;
+use crate::stripe::api::credits::{self as stripe_credits, BalanceFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,31 +40,23 @@ async fn balance(
     Query(query): Query<BalanceQuery>,
 ) -> Result<axum::Json<wire::CreditBalance>, CreditsError> {
     check_id("customer", &customer, "cus_")?;
-    let mut form = Form::new().with("customer", &customer);
-    match (&query.credit_grant, &query.price) {
+    let filter = match (&query.credit_grant, &query.price) {
         (Some(_), Some(_)) => {
             return Err(
                 ApiError::invalid_field("credit_grant", "cannot be combined with price").into(),
             );
         }
-        (Some(grant), None) => {
-            form.push("filter[type]", "credit_grant");
-            form.push("filter[credit_grant]", grant);
-        }
+        (Some(grant), None) => BalanceFilter::Grant(grant),
         (None, Some(price)) => {
             check_id("price", price, "price_")?;
-            form.push("filter[type]", "applicability_scope");
-            form.push("filter[applicability_scope][prices][0][id]", price);
+            BalanceFilter::Price(price)
         }
-        (None, None) => {
-            form.push("filter[type]", "applicability_scope");
-            form.push("filter[applicability_scope][price_type]", "metered");
-        }
-    }
+        (None, None) => BalanceFilter::Metered,
+    };
     let summary: Value = state
         .services
         .stripe
-        .send(&StripeRequest::get("/v1/billing/credit_balance_summary", form).proxied_read())
+        .send(&stripe_credits::balance_summary(&customer, filter))
         .await
         .map_err(stripe_error)?;
     let balances = summary["balances"]
@@ -125,13 +117,16 @@ async fn transactions(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be between 1 and 100").into());
     }
-    let mut form = Form::new().with("customer", &customer).with("limit", limit);
-    form.push_opt("credit_grant", query.credit_grant.as_deref());
-    form.push_opt("starting_after", query.starting_after.as_deref());
+    let request = stripe_credits::balance_transactions(
+        &customer,
+        limit,
+        query.credit_grant.as_deref(),
+        query.starting_after.as_deref(),
+    );
     let page: Value = state
         .services
         .stripe
-        .send(&StripeRequest::get("/v1/billing/credit_balance_transactions", form).proxied_read())
+        .send(&request)
         .await
         .map_err(stripe_error)?;
     Ok(axum::Json(wire::CreditTransactions {

@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::db;
 use crate::http::wire;
+use crate::state::AppState;
 
 /// Longest a readiness check waits for the database; a stalled database is not ready. Below the
 /// readiness probe's 2 s timeout, so the answer is ours rather than the kubelet's give-up.

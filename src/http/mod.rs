@@ -26,8 +26,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::secret::Secret;
+use crate::state::AppState;
 
 /// Request bodies of the JSON APIs; webhooks enforce their own, larger limit.
 const API_BODY_LIMIT: usize = 64 * 1024;

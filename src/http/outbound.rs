@@ -9,7 +9,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::{ACTOR_HTTP, audit};
-use crate::app::AppState;
 use crate::db;
 use crate::db::webhook_endpoints::Endpoint;
 use crate::error::{ApiError, ApiResult, ErrorResponse};
@@ -17,6 +16,7 @@ use crate::http::wire;
 use crate::ids::EndpointId;
 use crate::outbound::{request, signing};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,8 +53,7 @@ fn missing(id: &str) -> ApiError {
 /// Audits an action on an endpoint with the endpoint (never a secret) as its result.
 async fn audited(state: &AppState, action: &str, arguments: Value, endpoint: &Endpoint) -> Answer {
     let answer = wire::WebhookEndpoint::from(endpoint);
-    let recorded = serde_json::to_value(&answer).expect("plain data serializes");
-    audit::record(&state.services, action, ACTOR_HTTP, &arguments, &recorded).await?;
+    audit::record(&state.services, action, ACTOR_HTTP, &arguments, &answer).await?;
     Ok(axum::Json(answer))
 }
 
@@ -268,7 +267,7 @@ async fn recover(
         "webhook_endpoint.recover",
         ACTOR_HTTP,
         &arguments,
-        &json!({"requeued": requeued}),
+        &answer,
     )
     .await?;
     Ok(axum::Json(answer))

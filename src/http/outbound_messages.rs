@@ -8,13 +8,13 @@ use utoipa_axum::routes;
 
 use super::outbound::json_body;
 use crate::admin::{ACTOR_HTTP, audit};
-use crate::app::AppState;
 use crate::db;
 use crate::db::webhook_messages::Filter;
 use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::http::wire;
 use crate::ids::{EndpointId, MessageId, PurchaseId};
 use crate::outbound::event::DeliveryStatus;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -122,14 +122,15 @@ async fn retry(
         .ok_or_else(|| ApiError::not_found("webhook message", &id))?;
     let requeued = db::webhook_deliveries::retry_message(db, &id, endpoint.as_deref()).await?;
     state.outbound.wake.notify_waiters();
+    let answer = wire::Requeued { requeued };
     let arguments = json!({"id": id, "endpoint": endpoint});
     audit::record(
         &state.services,
         "webhook_message.retry",
         ACTOR_HTTP,
         &arguments,
-        &json!({"requeued": requeued}),
+        &answer,
     )
     .await?;
-    Ok(axum::Json(wire::Requeued { requeued }))
+    Ok(axum::Json(answer))
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::attempt;
 use crate::db;
 use crate::error::ErrorResponse;
 use crate::error::{ApiError, ApiResult, OnConstraint};
@@ -16,8 +16,8 @@ use crate::funding;
 use crate::http::wire;
 use crate::purchase::lifecycle::{self, Happening};
 use crate::purchase::{self, Purchase, PurchaseStatus};
-use crate::stripe::StripeRequest;
-use crate::stripe::form::Form;
+use crate::state::AppState;
+use crate::stripe::api::funding as stripe_funding;
 use crate::stripe::types::Invoice;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -309,13 +309,10 @@ async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
 }
 
 async fn void_invoice(state: &AppState, purchase: &Purchase, invoice_id: &str) -> ApiResult<()> {
-    let request = StripeRequest::post(
-        format!("/v1/invoices/{invoice_id}/void"),
-        Form::new(),
-        format!("creditd-void-{}", purchase.id),
-    );
-    let outcome: Result<Invoice, _> = state.services.stripe.send(&request).await;
-    db::calls::record(&state.services.db, &purchase.id, &request, &outcome).await?;
+    let services = &state.services;
+    let request = stripe_funding::void_invoice(purchase, invoice_id);
+    let outcome: Result<Invoice, _> =
+        attempt::send_and_record(services, &purchase.id, &request).await?;
     match outcome {
         Ok(_) => Ok(()),
         Err(error) if error.is_transient() => Err(ApiError::new(
@@ -325,7 +322,11 @@ async fn void_invoice(state: &AppState, purchase: &Purchase, invoice_id: &str) -
         )),
         Err(error) => {
             // Most often the invoice was paid meanwhile; Stripe's message says so.
-            let current = state.services.stripe.invoice(invoice_id).await.ok();
+            let request = stripe_funding::get_invoice(invoice_id);
+            let current: Option<Invoice> =
+                attempt::send_and_record(services, &purchase.id, &request)
+                    .await?
+                    .ok();
             if current.as_ref().and_then(|i| i.status.as_deref()) == Some("void") {
                 return Ok(());
             }

@@ -7,11 +7,11 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::http::wire;
 use crate::ids::CustomerId;
+use crate::state::AppState;
 use crate::stripe::StripeError;
 use crate::stripe::api::topup as requests;
 use crate::stripe::types::Customer;

@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::wire;
 use crate::ingest;
 use crate::purchase::lifecycle::Outcome;
+use crate::state::AppState;
 use crate::stripe::signature;
 
 pub fn router() -> OpenApiRouter<AppState> {

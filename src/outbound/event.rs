@@ -136,36 +136,7 @@ impl EndpointStatus {
     }
 }
 
-/// Text columns under a CHECK constraint: hand-written like `PurchaseStatus`, since sqlx's derive
-/// maps enums to a Postgres enum type rather than to checked text.
-macro_rules! text_column {
-    ($name:ident, $what:literal) => {
-        impl sqlx::Type<sqlx::Postgres> for $name {
-            fn type_info() -> sqlx::postgres::PgTypeInfo {
-                <String as sqlx::Type<sqlx::Postgres>>::type_info()
-            }
-        }
-
-        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
-            fn encode_by_ref(
-                &self,
-                buf: &mut sqlx::postgres::PgArgumentBuffer,
-            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-            }
-        }
-
-        impl sqlx::Decode<'_, sqlx::Postgres> for $name {
-            fn decode(
-                value: sqlx::postgres::PgValueRef<'_>,
-            ) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-                $name::parse(text)
-                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), text).into())
-            }
-        }
-    };
-}
+use crate::text_column::text_column;
 
 text_column!(EventType, "event type");
 text_column!(DeliveryStatus, "delivery status");

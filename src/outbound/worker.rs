@@ -146,7 +146,7 @@ async fn record(
         if let Some(since) = disabled_since {
             let arguments = json!({"id": claim.endpoint_id, "failing_since": since.timestamp()});
             let result = json!({"status": "disabled", "reason": "failing"});
-            db::admin::audit(
+            db::audit::record(
                 &mut *tx,
                 "webhook_endpoint.disable",
                 ACTOR_CREDITD,

@@ -83,30 +83,8 @@ impl std::fmt::Display for PurchaseStatus {
     }
 }
 
-// Stored as text under a CHECK constraint (migrations/0001_core.sql); hand-written because
-// sqlx's derive maps enums to a Postgres enum type or an integer, not to a checked text column.
-impl sqlx::Type<sqlx::Postgres> for PurchaseStatus {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <String as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for PurchaseStatus {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-    }
-}
-
-impl sqlx::Decode<'_, sqlx::Postgres> for PurchaseStatus {
-    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        PurchaseStatus::parse(text)
-            .ok_or_else(|| format!("unknown purchase status {text:?}").into())
-    }
-}
+// Stored as text under a CHECK constraint (migrations/0001_core.sql).
+crate::text_column::text_column!(PurchaseStatus, "purchase status");
 
 /// Which prices the credits may pay for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,8 +161,8 @@ pub struct Settlement {
     pub paid_out_of_band: i64,
 }
 
-/// A purchase as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A purchase as stored; decoded from [`crate::db::purchase_row::PurchaseRow`].
+#[derive(Debug, Clone)]
 pub struct Purchase {
     pub id: PurchaseId,
     pub status: PurchaseStatus,

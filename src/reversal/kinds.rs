@@ -1,8 +1,8 @@
 //! The typed values of reversals and grant moves, stored as text under CHECK constraints
 //! (migrations/0006_reversals.sql).
 
-/// A text-backed enum with its stored spelling, mapped to and from Postgres `text`. Hand-written
-/// for the same reason as `PurchaseStatus`: sqlx's derive maps enums to Postgres enum types.
+/// A text-backed enum with its stored spelling, mapped to and from Postgres `text` by
+/// `crate::text_column`.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -26,27 +26,7 @@ macro_rules! text_enum {
             }
         }
 
-        impl sqlx::Type<sqlx::Postgres> for $name {
-            fn type_info() -> sqlx::postgres::PgTypeInfo {
-                <String as sqlx::Type<sqlx::Postgres>>::type_info()
-            }
-        }
-
-        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
-            fn encode_by_ref(
-                &self,
-                buf: &mut sqlx::postgres::PgArgumentBuffer,
-            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-            }
-        }
-
-        impl sqlx::Decode<'_, sqlx::Postgres> for $name {
-            fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-                $name::parse(text).ok_or_else(|| format!("unknown {} {text:?}", stringify!($name)).into())
-            }
-        }
+        crate::text_column::text_column!($name, stringify!($name));
     };
 }
 

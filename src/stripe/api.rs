@@ -1,7 +1,9 @@
 //! The Stripe operations creditd performs, each built as one `StripeRequest` with its exact parameters.
 
 pub mod checkout;
+pub mod credits;
 pub mod funding;
+pub mod resync;
 pub mod reversal;
 pub mod topup;
 

@@ -242,7 +242,7 @@ async fn admin_retry(app: &TestApp, id: &str) {
 async fn an_admin_retry_resumes_the_draft_stripe_kept_instead_of_making_a_second_invoice() {
     let app = TestApp::spawn_with(|c| {
         c.worker_count = 0;
-        c.fulfilment_max_attempts = 1;
+        c.policy.fulfilment_max_attempts = 1;
     })
     .await;
     let (id, draft) = failed_after_the_invoice_was_made(&app).await;
@@ -263,7 +263,7 @@ async fn an_admin_retry_resumes_the_draft_stripe_kept_instead_of_making_a_second
 async fn an_admin_retry_adopts_an_invoice_that_stripe_already_finalized() {
     let app = TestApp::spawn_with(|c| {
         c.worker_count = 0;
-        c.fulfilment_max_attempts = 1;
+        c.policy.fulfilment_max_attempts = 1;
     })
     .await;
     let (id, draft) = failed_after_the_invoice_was_made(&app).await;

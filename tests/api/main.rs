@@ -18,6 +18,7 @@ mod growth;
 mod hangups;
 mod hostile_stripe;
 mod inputs_and_retention;
+mod layers;
 mod lifecycle;
 mod model;
 mod openapi;

@@ -128,6 +128,36 @@ async fn a_graceful_shutdown_releases_the_purchases_it_holds() {
     second.kill().await;
 }
 
+/// A stopping process gives back the purchases it holds in every status a worker acts on.
+/// `reversing` was once left out, so a refunded purchase held at shutdown waited for its lease.
+#[tokio::test]
+async fn a_stopping_process_releases_purchases_in_every_working_status() {
+    let app = TestApp::spawn().await;
+    let (purchase, _) = app.purchase_for_new_invoice(700).await;
+    let id = purchase["id"].as_str().unwrap().to_owned();
+    let stopping = vec!["stopping-worker".to_owned()];
+    let working = creditd::purchase::PurchaseStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_work());
+    for status in working {
+        sqlx::query(
+            "UPDATE purchases SET status = $2, lease_owner = 'stopping-worker', attempts = 1,
+                    lease_expires_at = now() + interval '1 hour',
+                    next_attempt_at = now() + interval '1 hour'
+             WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(status.as_str())
+        .execute(&app.db)
+        .await
+        .unwrap();
+        let released = creditd::db::leases::release_all(&app.db, &stopping)
+            .await
+            .unwrap();
+        assert_eq!(released, 1, "a purchase held in {status} is released");
+    }
+}
+
 /// An attempt that outlasts its lease keeps the purchase: the heartbeat renews the lease, so no
 /// other worker can take it over while the attempt is still running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

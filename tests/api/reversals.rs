@@ -370,7 +370,7 @@ async fn a_refund_that_fails_later_is_restored_once() {
 async fn record_only_records_and_shows_the_reversal_but_changes_nothing_at_stripe() {
     let app = TestApp::spawn_with(|config| {
         config.worker_count = 0;
-        config.reversal_policy = ReversalPolicy::RecordOnly;
+        config.policy.reversal_policy = ReversalPolicy::RecordOnly;
     })
     .await;
     let (id, invoice, customer) = granted(&app, 5000).await;

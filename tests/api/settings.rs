@@ -49,16 +49,18 @@ const OUT_OF_RANGE: &[(&str, Adjust)] = &[
     ("WEBHOOK_MAX_BODY_BYTES", |c| c.webhook_max_body_bytes = 10),
     ("WORKER_COUNT", |c| c.worker_count = 65),
     ("WORKER_POLL_INTERVAL_MS", |c| c.worker_poll_interval_ms = 0),
-    ("WORKER_LEASE_SECS", |c| c.worker_lease_secs = 0),
-    ("FULFILMENT_MAX_ATTEMPTS", |c| c.fulfilment_max_attempts = 0),
+    ("WORKER_LEASE_SECS", |c| c.policy.worker_lease_secs = 0),
+    ("FULFILMENT_MAX_ATTEMPTS", |c| {
+        c.policy.fulfilment_max_attempts = 0
+    }),
     ("FULFILMENT_RETRY_BASE_MS", |c| {
-        c.fulfilment_retry_base_ms = 0
+        c.policy.fulfilment_retry_base_ms = 0
     }),
     ("FULFILMENT_RETRY_MAX_SECS", |c| {
-        c.fulfilment_retry_max_secs = 0
+        c.policy.fulfilment_retry_max_secs = 0
     }),
     ("UNKNOWN_OUTCOME_SETTLE_SECS", |c| {
-        c.unknown_outcome_settle_secs = 0
+        c.policy.unknown_outcome_settle_secs = 0
     }),
     ("SHUTDOWN_DRAIN_SECS", |c| c.shutdown_drain_secs = 0),
     ("SWEEPER_INTERVAL_SECS", |c| c.sweeper_interval_secs = 0),

@@ -8,7 +8,10 @@ mod purchase;
 mod reversal;
 mod topup;
 
-pub use admin::{EventList, GrantState, PurchaseExplained, Replayed, ResyncStarted};
+pub use admin::{
+    EventList, GrantMove, GrantState, PurchaseEvent, PurchaseExplained, RecordedEvent, Replayed,
+    Resync, ResyncCounts, ResyncOutcome, ResyncStarted, StatusChange, StripeCall,
+};
 pub use credits::{Amount, CreditBalance, CreditTransactions, CurrencyBalance};
 pub use outbound::{
     Requeued, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointList,

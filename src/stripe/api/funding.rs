@@ -76,6 +76,15 @@ pub fn finalize(purchase: &Purchase, invoice_id: &str, generation: i32) -> Strip
     )
 }
 
+/// Voids a purchase's open invoice when the purchase is canceled.
+pub fn void_invoice(purchase: &Purchase, invoice_id: &str) -> StripeRequest {
+    StripeRequest::post(
+        format!("/v1/invoices/{invoice_id}/void"),
+        Form::new(),
+        key(purchase, "void", 0),
+    )
+}
+
 /// One page of the customer's invoices, newest first, drafts included.
 pub fn list_invoices(customer: &str, starting_after: Option<&str>) -> StripeRequest {
     let mut form = Form::new().with("customer", customer).with("limit", 100);

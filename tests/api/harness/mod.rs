@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use creditd::app::Application;
-use creditd::config::{DatabaseConfig, OutboundConfig, ServeConfig, StripeConfig};
+use creditd::config::{DatabaseConfig, OutboundConfig, PolicyConfig, ServeConfig, StripeConfig};
 use creditd::secret::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -83,14 +83,16 @@ pub fn test_config(database_url: &str, stripe: &FakeStripe) -> ServeConfig {
         webhook_max_body_bytes: 1024 * 1024,
         worker_count: 2,
         worker_poll_interval_ms: 50,
-        worker_lease_secs: 5,
-        fulfilment_max_attempts: 5,
-        fulfilment_retry_base_ms: 50,
-        fulfilment_retry_max_secs: 1,
-        unknown_outcome_settle_secs: 1,
-        reversal_policy: creditd::reversal::ReversalPolicy::Reverse,
-        auto_topup_sweep_secs: 300,
-        auto_topup_cooldown_secs: 0,
+        policy: PolicyConfig {
+            worker_lease_secs: 5,
+            fulfilment_max_attempts: 5,
+            fulfilment_retry_base_ms: 50,
+            fulfilment_retry_max_secs: 1,
+            unknown_outcome_settle_secs: 1,
+            reversal_policy: creditd::reversal::ReversalPolicy::Reverse,
+            auto_topup_sweep_secs: 300,
+            auto_topup_cooldown_secs: 0,
+        },
         shutdown_drain_secs: 5,
         // Tests that need the sweeper shorten this; elsewhere it stays out of the way.
         sweeper_interval_secs: 300,
