@@ -4,7 +4,14 @@
 use chrono::DateTime;
 use serde::Deserialize;
 
-use super::resync_params::{EVENT_RETENTION_SECS, FieldError, MAX_TYPES, ResyncParams, Source};
+use super::resync_params::{EVENT_RETENTION_SECS, MAX_TYPES, ResyncParams, Source};
+
+/// A request field that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
 
 /// Unix seconds (a number or a numeric string), or an RFC 3339 timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -54,6 +61,13 @@ fn invalid(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
         field,
         message: message.into(),
+    }
+}
+
+impl ResyncParams {
+    /// Parses and validates a `POST /admin/resync` body at time `now` (unix seconds).
+    pub fn parse(body: &serde_json::Value, now: i64) -> Result<ResyncParams, FieldError> {
+        ResyncRequest::from_json(body)?.validate(now)
     }
 }
 
@@ -147,4 +161,55 @@ fn event_types(types: Vec<String>) -> Result<Vec<String>, FieldError> {
         ));
     }
     Ok(types.into_iter().map(|t| t.trim().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn defaults_and_times() {
+        let p = ResyncParams::parse(&json!({"since": NOW - 3600}), NOW).unwrap();
+        assert_eq!(p.types, vec!["invoice.paid"]);
+        assert_eq!(p.source, Source::Events);
+        assert!(!p.dry_run && !p.only_undelivered && p.until.is_none());
+        let p = ResyncParams::parse(
+            &json!({"since": "2027-01-15T08:00:00Z", "until": "2027-01-15T09:00:00+00:00"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(p.until.unwrap() - p.since, 3600);
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let cases = [
+            (json!({}), "since"),
+            (json!({"since": "yesterday"}), "since"),
+            (json!({"since": NOW - 31 * 86_400}), "since"),
+            (json!({"since": NOW - 10, "until": NOW - 20}), "until"),
+            (json!({"since": NOW - 10, "types": []}), "types"),
+            (json!({"since": NOW - 10, "types": ["invoice.*"]}), "types"),
+            (json!({"since": NOW - 10, "dry_run": "yes"}), "dry_run"),
+            (json!({"since": NOW - 10, "source": "charges"}), "source"),
+            (json!({"since": NOW - 10, "sinse": 1}), "body"),
+        ];
+        for (body, field) in cases {
+            let error = ResyncParams::parse(&body, NOW).unwrap_err();
+            assert_eq!(error.field, field, "{body}");
+        }
+    }
+
+    #[test]
+    fn invoices_may_go_back_further_than_30_days() {
+        let p = ResyncParams::parse(
+            &json!({"since": NOW - 90 * 86_400, "source": "invoices"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(p.source, Source::Invoices);
+    }
 }

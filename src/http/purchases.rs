@@ -36,7 +36,7 @@ fn reply(status: StatusCode, purchase: &Purchase) -> Reply {
 /// Register a purchase for an existing invoice, or let creditd create and finalize the invoice.
 #[utoipa::path(post, path = "/v1/purchases", tag = "purchases", security(("api_token" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same purchase")),
-    request_body = wire::PurchaseRequest,
+    request_body = purchase::request::PurchaseRequest,
     responses(
         (status = 201, description = "Created (or replayed for the same Idempotency-Key)", body = wire::Purchase),
         (status = 202, description = "Accepted: Stripe was briefly unavailable, a worker finishes the invoice", body = wire::Purchase),

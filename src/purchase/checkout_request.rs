@@ -1,9 +1,9 @@
 //! The `funding` object of a purchase request: `{"method": "invoice"}` (the default) or
-//! `{"method": "checkout", "success_url", "cancel_url", "save_payment_method"}`, parsed by serde
-//! so every error names its field.
+//! `{"method": "checkout", "success_url", "cancel_url", "save_payment_method"}`, read by serde as
+//! part of the purchase request, then checked by the rules serde cannot express.
 
 use serde::Deserialize;
-use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::CheckoutFunding;
 use super::request::FieldError;
@@ -11,70 +11,64 @@ use super::request::FieldError;
 /// Stripe's limit on Checkout URLs.
 const MAX_URL_LENGTH: usize = 2048;
 
+/// How creditd funds the invoice it creates: `invoice` (the default) or a Stripe `checkout` page.
 // A plain struct, not an internally tagged enum: serde buffers a tagged enum's content, so errors
 // inside a variant would lose their path.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FundingRequest {
-    method: Method,
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+pub struct FundingRequest {
+    method: FundingMethod,
+    /// Required for `checkout`: where Stripe sends the customer after paying.
     #[serde(default)]
     success_url: Option<String>,
+    /// Required for `checkout`: where Stripe sends the customer who gives up.
     #[serde(default)]
     cancel_url: Option<String>,
+    /// Only for `checkout`: save the card for automatic top-ups.
     #[serde(default)]
     save_payment_method: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum Method {
+enum FundingMethod {
     Invoice,
     Checkout,
 }
 
-/// Parses `funding`; `Ok(None)` means an invoice creditd creates (the default).
-pub fn parse(value: &Value) -> Result<Option<CheckoutFunding>, FieldError> {
-    let parsed: FundingRequest = serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." || path.is_empty() {
-            "funding".to_string()
-        } else {
-            format!("funding.{path}")
-        };
-        FieldError {
-            field,
-            message: error.into_inner().to_string(),
-        }
-    })?;
-    let checkout_only = [
-        ("success_url", parsed.success_url.is_some()),
-        ("cancel_url", parsed.cancel_url.is_some()),
-        ("save_payment_method", parsed.save_payment_method.is_some()),
-    ];
-    match parsed.method {
-        Method::Invoice => match checkout_only.iter().find(|(_, given)| *given) {
-            Some((name, _)) => Err(FieldError {
-                field: format!("funding.{name}"),
-                message: "applies only to method 'checkout'".into(),
-            }),
-            None => Ok(None),
-        },
-        Method::Checkout => {
-            let required = |url: Option<String>, field: &str| {
-                url.ok_or_else(|| FieldError {
-                    field: field.into(),
-                    message: "is required for method 'checkout'".into(),
-                })
-            };
-            let success_url = required(parsed.success_url, "funding.success_url")?;
-            let cancel_url = required(parsed.cancel_url, "funding.cancel_url")?;
-            check_url(&success_url, "funding.success_url")?;
-            check_url(&cancel_url, "funding.cancel_url")?;
-            Ok(Some(CheckoutFunding {
-                success_url,
-                cancel_url,
-                save_payment_method: parsed.save_payment_method.unwrap_or(false),
-            }))
+impl FundingRequest {
+    /// The rules serde cannot express; `Ok(None)` means an invoice creditd creates (the default).
+    pub fn validate(self) -> Result<Option<CheckoutFunding>, FieldError> {
+        let checkout_only = [
+            ("success_url", self.success_url.is_some()),
+            ("cancel_url", self.cancel_url.is_some()),
+            ("save_payment_method", self.save_payment_method.is_some()),
+        ];
+        match self.method {
+            FundingMethod::Invoice => match checkout_only.iter().find(|(_, given)| *given) {
+                Some((name, _)) => Err(FieldError {
+                    field: format!("funding.{name}"),
+                    message: "applies only to method 'checkout'".into(),
+                }),
+                None => Ok(None),
+            },
+            FundingMethod::Checkout => {
+                let required = |url: Option<String>, field: &str| {
+                    url.ok_or_else(|| FieldError {
+                        field: field.into(),
+                        message: "is required for method 'checkout'".into(),
+                    })
+                };
+                let success_url = required(self.success_url, "funding.success_url")?;
+                let cancel_url = required(self.cancel_url, "funding.cancel_url")?;
+                check_url(&success_url, "funding.success_url")?;
+                check_url(&cancel_url, "funding.cancel_url")?;
+                Ok(Some(CheckoutFunding {
+                    success_url,
+                    cancel_url,
+                    save_payment_method: self.save_payment_method.unwrap_or(false),
+                }))
+            }
         }
     }
 }
@@ -96,7 +90,16 @@ fn check_url(url: &str, field: &str) -> Result<(), FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::purchase::request;
+    use serde_json::{Value, json};
+
+    /// The checkout a purchase asking for `funding` gets.
+    fn parse(funding: &Value) -> Result<Option<CheckoutFunding>, FieldError> {
+        let body =
+            json!({"customer": "cus_1", "amount": 5000, "currency": "usd", "funding": funding});
+        let purchase = request::parse(&body, 1_800_000_000)?;
+        Ok(purchase.funding.and_then(|funding| funding.checkout))
+    }
 
     #[test]
     fn checkout_needs_both_urls_and_names_what_is_wrong() {
@@ -131,5 +134,8 @@ mod tests {
             field(json!({"method": "invoice", "extra": 1})),
             "funding.extra"
         );
+        // Serde's derive would read the struct from an array in field order; the API takes objects.
+        let positional = json!(["checkout", "https://a.example", "https://a.example", true]);
+        assert_eq!(field(positional), "funding");
     }
 }

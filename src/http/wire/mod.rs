@@ -17,9 +17,7 @@ pub use outbound::{
     Requeued, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointList,
     WebhookEndpointWithSecret, WebhookEvent, WebhookEventData, WebhookMessage, WebhookMessageList,
 };
-pub use purchase::{
-    Applicability, CreditSpec, Purchase, PurchaseList, PurchaseRequest, Settlement,
-};
+pub use purchase::{Purchase, PurchaseList, Settlement};
 pub use reversal::Reversal;
 pub use topup::{AutoTopup, AutoTopupRequest};
 

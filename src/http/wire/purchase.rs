@@ -1,4 +1,4 @@
-//! A purchase on the wire: the registration body and the answer every purchase route gives.
+//! A purchase on the wire: the answer every purchase route gives.
 
 use std::collections::BTreeMap;
 
@@ -8,58 +8,6 @@ use utoipa::ToSchema;
 use crate::ids::{CustomerId, InvoiceId, PurchaseId};
 use crate::money::{Currency, Money};
 use crate::purchase;
-
-/// `POST /v1/purchases`. Without `invoice_id`, creditd creates, fills and finalizes the invoice.
-// Documentation of the body `purchase::request` parses; issue 9 item 2 makes this the parsed type.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PurchaseRequest {
-    #[schema(example = "cus_R2d2")]
-    customer: String,
-    /// In the currency's minor unit (cents; yen for JPY).
-    #[schema(example = 5000, minimum = 1)]
-    amount: i64,
-    #[schema(example = "usd")]
-    currency: String,
-    invoice_id: Option<String>,
-    credit: Option<CreditSpec>,
-    description: Option<String>,
-    metadata: Option<BTreeMap<String, String>>,
-    /// Only without `invoice_id`: `charge_automatically` (default) or `send_invoice`.
-    collection_method: Option<String>,
-    /// Required with `send_invoice`, 1 to 365.
-    days_until_due: Option<i64>,
-}
-
-/// The credit grant a purchase buys; every field has a default derived from the purchase.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreditSpec {
-    value: Option<i64>,
-    currency: Option<String>,
-    #[schema(max_length = 100)]
-    name: Option<String>,
-    /// `paid` (default) or `promotional`.
-    category: Option<String>,
-    #[schema(minimum = 0, maximum = 100)]
-    priority: Option<i64>,
-    effective_at: Option<i64>,
-    /// A fixed expiry. If it has passed by the time the invoice is paid, no grant is created and
-    /// the purchase ends `rejected` (and is alerted on).
-    expires_at: Option<i64>,
-    /// Credits valid for this many days from the grant (1 to 3650); exclusive with `expires_at`.
-    #[schema(minimum = 1, maximum = 3650)]
-    expires_after_days: Option<i64>,
-    applicability: Option<Applicability>,
-}
-
-/// `{"price_type": "metered"}` (default) or `{"prices": ["price_.."]}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Applicability {
-    price_type: Option<String>,
-    prices: Option<Vec<String>>,
-}
 
 /// A purchase as the API returns it.
 #[derive(Debug, Serialize, ToSchema)]
