@@ -1,32 +1,8 @@
 //! Real crashes: creditd is SIGKILLed at the worst moments and restarted; money comes out right.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::harness::process::CreditdProcess;
-use crate::harness::{
-    API_TOKEN, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
-};
+use crate::harness::process::{CreditdProcess, Registered};
+use crate::harness::{WEBHOOK_SECRET, fresh_database, wait_for_purchase_status};
 use creditd::sandbox::FakeStripe;
-
-async fn register(process: &CreditdProcess, stripe: &FakeStripe, amount: i64) -> (String, String) {
-    let customer = stripe.create_customer();
-    let invoice = stripe.create_open_invoice(&customer, amount, "usd", &[]);
-    let body = json!({"customer": customer, "amount": amount, "currency": "usd", "invoice_id": invoice["id"]});
-    let response = reqwest::Client::new()
-        .post(process.url("/v1/purchases"))
-        .bearer_auth(API_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, purchase) = json_response(response).await;
-    assert_eq!(status, StatusCode::CREATED, "{purchase}");
-    (
-        purchase["id"].as_str().unwrap().to_owned(),
-        invoice["id"].as_str().unwrap().to_owned(),
-    )
-}
 
 /// Killed after Stripe made the grant but before creditd heard back; the key is then forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +11,11 @@ async fn a_kill_between_stripes_success_and_our_commit_grants_once() {
     let (database_url, db) = fresh_database().await;
     let first = CreditdProcess::start(&database_url, &stripe, &[]).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let (purchase_id, invoice_id) = register(&first, &stripe, 5000).await;
+    let Registered {
+        purchase_id,
+        invoice_id,
+        ..
+    } = first.register_purchase(&stripe, 5000).await;
 
     let pause = stripe.pause_after_effect("POST", "/v1/billing/credit_grants");
     stripe.pay_invoice(&invoice_id);
@@ -70,7 +50,11 @@ async fn a_kill_with_the_grant_request_in_flight_grants_once() {
     let (database_url, db) = fresh_database().await;
     let first = CreditdProcess::start(&database_url, &stripe, &[]).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let (purchase_id, invoice_id) = register(&first, &stripe, 1500).await;
+    let Registered {
+        purchase_id,
+        invoice_id,
+        ..
+    } = first.register_purchase(&stripe, 1500).await;
 
     let pause = stripe.pause_before_effect("POST", "/v1/billing/credit_grants");
     stripe.pay_invoice(&invoice_id);
@@ -91,7 +75,11 @@ async fn a_kill_after_recording_the_event_is_resumed_after_restart() {
     let (database_url, db) = fresh_database().await;
     let first = CreditdProcess::start(&database_url, &stripe, &[]).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let (purchase_id, invoice_id) = register(&first, &stripe, 700).await;
+    let Registered {
+        purchase_id,
+        invoice_id,
+        ..
+    } = first.register_purchase(&stripe, 700).await;
 
     let pause = stripe.pause_before_effect("GET", "/v1/invoices/");
     stripe.pay_invoice(&invoice_id);

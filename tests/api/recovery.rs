@@ -4,13 +4,9 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::harness::process::CreditdProcess;
+use crate::harness::process::{CreditdProcess, Registered};
 use crate::harness::{
-    API_TOKEN, TestApp, WEBHOOK_SECRET, eventually, fresh_database, json_response,
-    wait_for_purchase_status,
+    TestApp, WEBHOOK_SECRET, eventually, fresh_database, wait_for_purchase_status,
 };
 use creditd::sandbox::FakeStripe;
 
@@ -22,25 +18,6 @@ const DEFAULT_TIMINGS: &[(&str, &str)] = &[
     ("STRIPE_RETRY_MAX_MS", ""),
 ];
 
-async fn register(process: &CreditdProcess, stripe: &FakeStripe, amount: i64) -> (String, String) {
-    let customer = stripe.create_customer();
-    let invoice = stripe.create_open_invoice(&customer, amount, "usd", &[]);
-    let body = json!({"customer": customer, "amount": amount, "currency": "usd", "invoice_id": invoice["id"]});
-    let response = reqwest::Client::new()
-        .post(process.url("/v1/purchases"))
-        .bearer_auth(API_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, purchase) = json_response(response).await;
-    assert_eq!(status, StatusCode::CREATED, "{purchase}");
-    (
-        purchase["id"].as_str().unwrap().to_owned(),
-        invoice["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Killed between Stripe's success and our commit, with default settings: the restarted process
 /// adopts the grant within 30 s of the kill (the lease, 25 s, plus one poll), and only one exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +26,11 @@ async fn a_kill_mid_grant_is_resumed_within_30_seconds_with_one_grant() {
     let (database_url, db) = fresh_database().await;
     let first = CreditdProcess::start(&database_url, &stripe, DEFAULT_TIMINGS).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let (purchase_id, invoice_id) = register(&first, &stripe, 4200).await;
+    let Registered {
+        purchase_id,
+        invoice_id,
+        ..
+    } = first.register_purchase(&stripe, 4200).await;
 
     let pause = stripe.pause_after_effect("POST", "/v1/billing/credit_grants");
     stripe.pay_invoice(&invoice_id);
@@ -96,7 +77,11 @@ async fn a_graceful_shutdown_releases_the_purchases_it_holds() {
     ];
     let first = CreditdProcess::start(&database_url, &stripe, &slow).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let (purchase_id, invoice_id) = register(&first, &stripe, 1300).await;
+    let Registered {
+        purchase_id,
+        invoice_id,
+        ..
+    } = first.register_purchase(&stripe, 1300).await;
     let pause = stripe.pause_before_effect("POST", "/v1/billing/credit_grants");
     stripe.pay_invoice(&invoice_id);
     pause.reached().await;

@@ -2,13 +2,8 @@
 //! and again after Stripe created the replacement, with the idempotency keys forgotten; after the
 //! restarts there is exactly one replacement, for the right remainder.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::harness::process::CreditdProcess;
-use crate::harness::{
-    API_TOKEN, WEBHOOK_SECRET, fresh_database, json_response, wait_for_purchase_status,
-};
+use crate::harness::process::{CreditdProcess, Registered};
+use crate::harness::{WEBHOOK_SECRET, fresh_database, wait_for_purchase_status};
 use creditd::sandbox::FakeStripe;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,20 +12,12 @@ async fn kills_between_expiring_the_grant_and_recording_its_replacement_make_one
     let (database_url, db) = fresh_database().await;
     let first = CreditdProcess::start(&database_url, &stripe, &[]).await;
     stripe.set_webhook_endpoint(&first.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let customer = stripe.create_customer();
-    let invoice = stripe.create_open_invoice(&customer, 10_000, "usd", &[]);
-    let invoice_id = invoice["id"].as_str().unwrap();
-    let body = json!({"customer": customer, "amount": 10_000, "currency": "usd", "invoice_id": invoice_id});
-    let response = reqwest::Client::new()
-        .post(first.url("/v1/purchases"))
-        .bearer_auth(API_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, purchase) = json_response(response).await;
-    assert_eq!(status, StatusCode::CREATED, "{purchase}");
-    let purchase_id = purchase["id"].as_str().unwrap();
+    let Registered {
+        purchase_id,
+        invoice_id,
+        customer,
+    } = first.register_purchase(&stripe, 10_000).await;
+    let (purchase_id, invoice_id) = (purchase_id.as_str(), invoice_id.as_str());
     stripe.pay_invoice(invoice_id);
     wait_for_purchase_status(&db, purchase_id, "granted").await;
     let grant_id = stripe.grants_for(&customer)[0]["id"]

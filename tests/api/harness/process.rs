@@ -6,8 +6,15 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET};
+use super::{ADMIN_TOKEN, API_TOKEN, PATIENCE, WEBHOOK_SECRET, json_response};
 use creditd::sandbox::FakeStripe;
+
+/// A purchase registered through a running process for a new open invoice.
+pub struct Registered {
+    pub purchase_id: String,
+    pub invoice_id: String,
+    pub customer: String,
+}
 
 pub struct CreditdProcess {
     pub child: Child,
@@ -95,6 +102,30 @@ impl CreditdProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Creates a customer and an open invoice for `amount` cents at the fake, and registers a
+    /// purchase for it through this process's API.
+    pub async fn register_purchase(&self, stripe: &FakeStripe, amount: i64) -> Registered {
+        let customer = stripe.create_customer();
+        let invoice = stripe.create_open_invoice(&customer, amount, "usd", &[]);
+        let invoice_id = invoice["id"].as_str().unwrap().to_owned();
+        let body = serde_json::json!({"customer": customer, "amount": amount, "currency": "usd",
+                                      "invoice_id": invoice_id});
+        let response = reqwest::Client::new()
+            .post(self.url("/v1/purchases"))
+            .bearer_auth(API_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, purchase) = json_response(response).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{purchase}");
+        Registered {
+            purchase_id: purchase["id"].as_str().unwrap().to_owned(),
+            invoice_id,
+            customer,
+        }
     }
 
     async fn wait_ready(&self) {
