@@ -1,4 +1,4 @@
-//! Prints `creditd::db::events::RECORD_EVENT` with its `$n` placeholders replaced, for the pgbench
+//! Prints `creditd::db::events::RECORD_EVENTS` with its `$n` placeholders replaced, for the pgbench
 //! baseline of the webhook benchmark: the baseline runs the very statement creditd runs, so it
 //! cannot drift from it.
 //!
@@ -13,11 +13,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let replacements: Vec<String> = std::env::args().skip(1).collect();
-    let sql: &str = &creditd::db::events::RECORD_EVENT;
+    let sql: &str = &creditd::db::events::RECORD_EVENTS;
     let highest = placeholders(sql).map(|(_, _, n)| n).max().unwrap_or(0);
     if replacements.len() != highest {
         eprintln!(
-            "print_record_sql: RECORD_EVENT has placeholders $1..${highest} but {} replacements were given",
+            "print_record_sql: RECORD_EVENTS has placeholders $1..${highest} but {} replacements were given",
             replacements.len()
         );
         return ExitCode::FAILURE;

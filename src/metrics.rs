@@ -31,6 +31,7 @@ struct Inner {
     worker_lease_expiries: Counter,
     worker_panics: Counter,
     db_connections: Family<Labels, Gauge>,
+    events_waiting: Gauge,
     catch_up: Family<Labels, Counter>,
     grant_moves: Family<Labels, Counter>,
     reversal_shortfall: Counter,
@@ -131,6 +132,12 @@ impl Metrics {
             "Database connections of this process by pool (pool, recorder) and state (in_use, idle, max)",
             db_connections.clone(),
         );
+        let events_waiting = Gauge::default();
+        registry.register(
+            "webhook_events_waiting",
+            "Verified events queued for the recorder's next statement because every recorder connection was busy",
+            events_waiting.clone(),
+        );
         let catch_up = Family::<Labels, Counter>::default();
         registry.register(
             "catch_up",
@@ -184,6 +191,7 @@ impl Metrics {
                 worker_lease_expiries,
                 worker_panics,
                 db_connections,
+                events_waiting,
                 catch_up,
                 grant_moves,
                 reversal_shortfall,
@@ -295,6 +303,11 @@ impl Metrics {
                 ])
                 .set(value as i64);
         }
+    }
+
+    /// Events waiting for the recorder's next statement.
+    pub fn set_events_waiting(&self, waiting: usize) {
+        self.inner.events_waiting.set(waiting as i64);
     }
 
     /// Sets the database-derived gauges just before a scrape.

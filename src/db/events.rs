@@ -1,7 +1,9 @@
-//! The idempotency table for Stripe events: recording an event and scheduling its work in one statement.
+//! The idempotency table for Stripe events: recording events and scheduling their work in one statement.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use serde_json::value::RawValue;
 use sqlx::PgExecutor;
 
 use super::lifecycle;
@@ -19,85 +21,223 @@ pub struct Recorded {
     pub purchase_id: Option<PurchaseId>,
 }
 
-/// Records the event and, in the same statement, applies it to the purchase it belongs to.
+/// One verified event waiting to be recorded: the parsed event and its JSON exactly as received.
+#[derive(Debug, Clone)]
+pub struct EventToRecord {
+    pub event: Event,
+    pub raw: Box<RawValue>,
+    /// `webhook`, `resync` or `replay`.
+    pub source: String,
+}
+
+impl EventToRecord {
+    pub fn new(event: &Event, raw: &RawValue, source: &str) -> Self {
+        EventToRecord {
+            event: event.clone(),
+            raw: raw.to_owned(),
+            source: source.to_owned(),
+        }
+    }
+
+    /// What recording this event asks of its purchase; None for an event type creditd does not
+    /// act on (recorded as `ignored`, locking nothing).
+    pub fn happening(&self) -> Option<Happening> {
+        Happening::for_event_type(&self.event.event_type)
+    }
+}
+
+/// Records a batch of events and, in the same statement, applies each to the purchase it belongs
+/// to. A batch of one is the common case; under load the recorder gathers the events waiting for a
+/// connection into one statement, so they share one round trip and one commit (see
+/// [`super::recorder`]).
 ///
-/// One statement means one round trip and one commit per event. A duplicate finds its id in the
+/// Per event, this is the recording statement issue 4 built: a duplicate finds its id in the
 /// primary key before anything else runs, locks nothing, writes nothing and never parses its
-/// payload (it travels as text and becomes jsonb only when inserted); two copies racing past
-/// that check meet at `ON CONFLICT`. The purchase row is locked (`FOR UPDATE`) so the outcome
-/// written with the event agrees with what the update did. Matching and the decision are the
-/// state machine's shared fragments ([`super::lifecycle`]); `$9` is the happening, NULL for an
-/// event type creditd does not act on.
-pub static RECORD_EVENT: LazyLock<String> = LazyLock::new(|| {
+/// payload (it travels as text and becomes jsonb only when inserted); two copies racing past that
+/// check (in another statement) meet at `ON CONFLICT`. The purchase row is locked (`FOR UPDATE`)
+/// so the outcome written with the event agrees with what the update did. Matching and the
+/// decision are the state machine's shared fragments ([`super::lifecycle`]).
+///
+/// The statement sees one snapshot, so it is only correct when no two events of the batch
+/// share an id or a purchase: two decisions taken against the same row would both be made from
+/// its old status. The caller guarantees that ([`BatchKeys`]); the inputs are arrays of equal
+/// length, `$9` holds each event's happening, NULL for an event type creditd does not act on.
+pub static RECORD_EVENTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         r#"
-WITH fresh AS (
-    SELECT NOT EXISTS (SELECT 1 FROM stripe_events WHERE id = $1) AS is_new
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[])
+        WITH ORDINALITY AS i(id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
+                             source, payload, happening, n)
+), fresh AS (
+    SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM stripe_events e WHERE e.id = i.id)
 ), target AS (
-    {target}
+    SELECT f.n, t.* FROM fresh f CROSS JOIN LATERAL ({target}) t
 ), decided AS (
-    SELECT d.purchase_id, d.next_status,
-           CASE WHEN $9::text IS NULL THEN 'ignored' ELSE d.outcome END AS outcome
+    SELECT d.n, d.event_id, d.invoice_id, d.purchase_id, d.next_status,
+           CASE WHEN d.happening IS NULL THEN 'ignored' ELSE d.outcome END AS outcome
     FROM ({decided}) d
 ), inserted AS (
     INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                                purchase_id, outcome, source, payload)
-    SELECT $1, $2, $3, $4, $5, $6, d.purchase_id, d.outcome, $7, CAST($8 AS jsonb)
-    FROM decided d, fresh
-    WHERE fresh.is_new
+    SELECT f.id, f.type, f.livemode, f.stripe_created, f.invoice_id, f.metadata_purchase_id,
+           d.purchase_id, d.outcome, f.source, CAST(f.payload AS jsonb)
+    FROM fresh f JOIN decided d ON d.n = f.n
     ON CONFLICT (id) DO NOTHING
-    RETURNING purchase_id, outcome
+    RETURNING id, purchase_id, outcome
 ), moved AS (
     {apply}
 )
-SELECT EXISTS (SELECT 1 FROM inserted) AS new,
-       (SELECT outcome FROM inserted) AS outcome,
-       (SELECT purchase_id FROM inserted) AS purchase_id,
-       (SELECT count(*) FROM moved) AS moved
+SELECT ins.id IS NOT NULL AS new, ins.outcome, ins.purchase_id
+FROM input i LEFT JOIN inserted ins ON ins.id = i.id
+ORDER BY i.n
 "#,
         target = lifecycle::locked_target(
-            "$5",
-            "$6",
-            ", fresh",
-            "fresh.is_new AND $9::text IS NOT NULL"
+            "f.invoice_id",
+            "f.metadata_purchase_id",
+            "",
+            "f.happening IS NOT NULL"
         ),
-        decided = lifecycle::decided_sql("$9::text"),
+        decided = lifecycle::decided_for(
+            "fresh f",
+            "t.n = f.n",
+            "f.happening",
+            "f.n, f.id AS event_id, f.invoice_id, f.happening,"
+        ),
         apply = lifecycle::apply_sql(
-            "(SELECT d.* FROM decided d JOIN inserted i ON i.purchase_id = d.purchase_id)",
-            "$5",
-            "$1"
+            "(SELECT d.* FROM decided d JOIN inserted i ON i.id = d.event_id)",
+            "d.invoice_id",
+            "d.event_id"
         ),
     )
 });
 
-/// Records a verified event. `raw` is the event JSON exactly as received.
+/// Records verified events in one statement; the answers are in the batch's order. The batch
+/// must hold no two events with the same id or purchase (see [`RECORD_EVENTS`]).
+pub async fn record_batch(
+    db: impl PgExecutor<'_>,
+    batch: &[EventToRecord],
+) -> sqlx::Result<Vec<Recorded>> {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut types = Vec::with_capacity(batch.len());
+    let mut livemodes = Vec::with_capacity(batch.len());
+    let mut created = Vec::with_capacity(batch.len());
+    let mut invoices = Vec::with_capacity(batch.len());
+    let mut metadata_purchases = Vec::with_capacity(batch.len());
+    let mut sources = Vec::with_capacity(batch.len());
+    let mut payloads = Vec::with_capacity(batch.len());
+    let mut happenings = Vec::with_capacity(batch.len());
+    for item in batch {
+        let event = &item.event;
+        let (invoice_id, metadata_purchase_id) = event.invoice_refs();
+        ids.push(event.id.as_str());
+        types.push(event.event_type.as_str());
+        livemodes.push(event.livemode);
+        created.push(event.created);
+        invoices.push(invoice_id);
+        metadata_purchases.push(metadata_purchase_id);
+        sources.push(item.source.as_str());
+        payloads.push(item.raw.get());
+        happenings.push(item.happening().map(Happening::as_str));
+    }
+    // Not `query!`: the statement is composed from the state machine's fragments at start-up
+    // (see RECORD_EVENTS), and the plan test and the benchmarks run this same text.
+    // `moved` runs though nothing reads it: PostgreSQL carries out every data-modifying CTE.
+    let rows: Vec<(bool, Option<Outcome>, Option<PurchaseId>)> = sqlx::query_as(&RECORD_EVENTS)
+        .bind(ids)
+        .bind(types)
+        .bind(livemodes)
+        .bind(created)
+        .bind(invoices)
+        .bind(metadata_purchases)
+        .bind(sources)
+        .bind(payloads)
+        .bind(happenings)
+        .fetch_all(db)
+        .await?;
+    if rows.len() != batch.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "recording {} events answered {} rows",
+            batch.len(),
+            rows.len()
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(new, outcome, purchase_id)| Recorded {
+            new,
+            outcome,
+            purchase_id,
+        })
+        .collect())
+}
+
+/// Records one verified event (a batch of one). `raw` is the event JSON exactly as received.
 pub async fn record(
     db: impl PgExecutor<'_>,
     event: &Event,
-    raw: &serde_json::value::RawValue,
+    raw: &RawValue,
     source: &str,
 ) -> sqlx::Result<Recorded> {
-    let happening = Happening::for_event_type(&event.event_type);
-    let (invoice_id, metadata_purchase_id) = event.invoice_refs();
-    // Not `query!`: the statement is composed from the state machine's fragments at start-up
-    // (see RECORD_EVENT), and the plan test and the benchmarks run this same text.
-    let row: (bool, Option<Outcome>, Option<PurchaseId>, i64) = sqlx::query_as(&RECORD_EVENT)
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(event.livemode)
-        .bind(event.created)
-        .bind(invoice_id)
-        .bind(metadata_purchase_id)
-        .bind(source)
-        .bind(raw.get())
-        .bind(happening.map(Happening::as_str))
-        .fetch_one(db)
-        .await?;
-    Ok(Recorded {
-        new: row.0,
-        outcome: row.1,
-        purchase_id: row.2,
-    })
+    let mut recorded = record_batch(db, &[EventToRecord::new(event, raw, source)]).await?;
+    Ok(recorded.remove(0))
+}
+
+/// The ids and purchases a batch touches, so the recorder can keep two events that would meet in
+/// one statement (the same id, or the same purchase) apart: the later one waits for the next
+/// statement, which sees the earlier one's effect. An event locks a purchase only when it has a
+/// happening, and the purchase it locks is found by its invoice or by the purchase its metadata
+/// names: two events can reach the same purchase only through the same invoice or the same
+/// metadata purchase id (a purchase that recorded an invoice matches no other invoice's metadata).
+#[derive(Debug, Default)]
+pub struct BatchKeys {
+    ids: HashSet<String>,
+    invoices: HashSet<String>,
+    metadata_purchases: HashSet<String>,
+}
+
+impl BatchKeys {
+    /// Whether `item` would meet an event already counted here.
+    pub fn clashes_with(&self, item: &EventToRecord) -> bool {
+        if self.ids.contains(&item.event.id) {
+            return true;
+        }
+        if item.happening().is_none() {
+            return false;
+        }
+        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        invoice_id.is_some_and(|id| self.invoices.contains(id))
+            || metadata_purchase_id.is_some_and(|id| self.metadata_purchases.contains(id))
+    }
+
+    pub fn add(&mut self, item: &EventToRecord) {
+        self.ids.insert(item.event.id.clone());
+        if item.happening().is_none() {
+            return;
+        }
+        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        if let Some(id) = invoice_id {
+            self.invoices.insert(id.to_owned());
+        }
+        if let Some(id) = metadata_purchase_id {
+            self.metadata_purchases.insert(id.to_owned());
+        }
+    }
+
+    pub fn remove(&mut self, item: &EventToRecord) {
+        self.ids.remove(&item.event.id);
+        if item.happening().is_none() {
+            return;
+        }
+        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        if let Some(id) = invoice_id {
+            self.invoices.remove(id);
+        }
+        if let Some(id) = metadata_purchase_id {
+            self.metadata_purchases.remove(id);
+        }
+    }
 }
 
 /// A recorded event, for replays and operator views.

@@ -46,11 +46,17 @@ pub fn locked_target(invoice: &str, metadata_purchase: &str, from: &str, guard: 
 /// The decision for the row `target` (which may be empty): `purchase_id`, `next_status` and
 /// `outcome`, with `unmatched` when no purchase belongs to the invoice.
 pub fn decided_sql(happening: &str) -> String {
+    decided_for("(SELECT 1) AS one", "true", happening, "")
+}
+
+/// The decision for each row of `rows`, joined to its row of `target` by `target_on`: the same
+/// columns as [`decided_sql`], after `columns` (SQL ending in a comma, or empty) taken from `rows`.
+pub fn decided_for(rows: &str, target_on: &str, happening: &str, columns: &str) -> String {
     format!(
-        "SELECT t.id AS purchase_id, decisions.next_status, \
+        "SELECT {columns} t.id AS purchase_id, decisions.next_status, \
                 CASE WHEN t.id IS NULL THEN 'unmatched' ELSE decisions.outcome END AS outcome \
-         FROM (SELECT 1) AS one \
-         LEFT JOIN target t ON true \
+         FROM {rows} \
+         LEFT JOIN target t ON {target_on} \
          LEFT JOIN {table} ON decisions.status = t.status \
              AND decisions.paid_before = t.paid_before AND decisions.happening = {happening}",
         table = lifecycle::decision_table_sql()

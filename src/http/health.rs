@@ -94,6 +94,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     );
     let recorder = services.recorder.usage();
     metrics.set_db_connections("recorder", recorder.in_use, recorder.idle, recorder.max);
+    metrics.set_events_waiting(recorder.waiting);
     (
         [(
             header::CONTENT_TYPE,

@@ -46,7 +46,7 @@ async fn blocked_backends(db: &PgPool) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity
          WHERE datname = current_database() AND wait_event_type = 'Lock'
-           AND query LIKE '%WITH fresh AS%' ORDER BY pid",
+           AND query LIKE '%WITH input AS%' ORDER BY pid",
     )
     .fetch_all(db)
     .await
@@ -97,7 +97,8 @@ async fn clients_hanging_up_mid_request_cost_no_connection_and_no_double_record(
 
     lock.rollback().await.unwrap();
     eventually("the recorder has finished every detached write", || async {
-        app.services.recorder.usage().in_use == 0
+        let usage = app.services.recorder.usage();
+        usage.in_use == 0 && usage.waiting == 0 && usage.writers == 0
     })
     .await;
 

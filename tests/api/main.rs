@@ -14,6 +14,7 @@ mod database_errors;
 mod database_faults;
 mod exactly_once;
 mod funding;
+mod group_commit;
 mod growth;
 mod hangups;
 mod hostile_stripe;

@@ -112,7 +112,8 @@ async fn recording_uses_the_primary_key_after_an_analyze_of_the_empty_table() {
     let plan = explain_prepared(
         &mut session,
         "%INSERT INTO stripe_events%",
-        "'evt_probe', 'invoice.paid', false, 0, 'in_grown77', 'pur_grown77', 'webhook', '{}', 'paid'",
+        "'{evt_probe}', '{invoice.paid}', '{false}', '{0}', '{in_grown77}', '{pur_grown77}', \
+         '{webhook}', '{\"{}\"}', '{paid}'",
     )
     .await;
     assert!(!plan.contains("Seq Scan"), "a sequential scan:\n{plan}");
