@@ -4,7 +4,7 @@
 //! Stripe does, from C concurrent tasks over one keep-alive HTTP client, and reports events/s and
 //! latency percentiles per phase. No event matches a purchase, so creditd records each one
 //! (`outcome: unmatched`) and never calls Stripe: what is measured is verify + parse + the one
-//! `RECORD_EVENT` statement.
+//! `RECORD_EVENTS` statement.
 //!
 //!   cargo run --release --example webhook_load -- --url http://127.0.0.1:18080 \
 //!       --secret whsec_bench --events 20000 --concurrency 16 --mode both

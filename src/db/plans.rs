@@ -9,7 +9,7 @@
 use sqlx::postgres::PgConnectOptions;
 
 /// The recorder's sessions: sequential scans are priced out (`enable_seqscan = off`), so the
-/// plan PostgreSQL caches for `RECORD_EVENT` reaches every row through an index (the primary key
+/// plan PostgreSQL caches for `RECORD_EVENTS` reaches every row through an index (the primary key
 /// of `stripe_events`, the invoice and primary keys of `purchases`) even when it was planned
 /// against tables believed empty, and the plan is still made once per connection.
 ///
