@@ -25,8 +25,10 @@ pub struct DatabaseConfig {
     /// quickly so Stripe retries, instead of hanging past Stripe's timeout.
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
     pub database_acquire_timeout_ms: u64,
-    /// Connections reserved for recording webhook events, beside the pool.
-    #[arg(long, env = "DATABASE_EVENT_CONNECTIONS", default_value_t = 8)]
+    /// Connections reserved for recording webhook events, beside the pool. Events that find them
+    /// all busy share the next statement (group commit), so a few connections carry a flood:
+    /// `scripts/bench-webhooks` recorded more events per second with 2–4 than with 8 or 16.
+    #[arg(long, env = "DATABASE_EVENT_CONNECTIONS", default_value_t = 4)]
     pub database_event_connections: usize,
     /// Longest one webhook's recording statement may run, in milliseconds. PostgreSQL cancels it
     /// (`statement_timeout`) and creditd drops the connection a moment later, so a stalled or

@@ -58,6 +58,11 @@ impl EventToRecord {
 /// so the outcome written with the event agrees with what the update did. Matching and the
 /// decision are the state machine's shared fragments ([`super::lifecycle`]).
 ///
+/// The id check is a `LATERAL` subquery with `LIMIT`, which PostgreSQL cannot flatten into a
+/// join: each event's id is looked up on its own, never by reading an index whole and hashing it.
+/// Which index each lookup uses is the planner's choice, made against the table's size when the
+/// statement is planned; the recorder plans it again regularly (see [`super::recorder`]).
+///
 /// The statement sees one snapshot, so it is only correct when no two events of the batch
 /// share an id or a purchase: two decisions taken against the same row would both be made from
 /// its old status. The caller guarantees that ([`BatchKeys`]); the inputs are arrays of equal
@@ -71,7 +76,10 @@ WITH input AS (
         WITH ORDINALITY AS i(id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                              source, payload, happening, n)
 ), fresh AS (
-    SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM stripe_events e WHERE e.id = i.id)
+    SELECT i.* FROM input i
+    LEFT JOIN LATERAL (SELECT true AS found FROM stripe_events e WHERE e.id = i.id LIMIT 1) recorded
+        ON true
+    WHERE recorded.found IS NULL
 ), target AS (
     SELECT f.n, t.* FROM fresh f CROSS JOIN LATERAL ({target}) t
 ), decided AS (

@@ -12,6 +12,7 @@ pub mod plans;
 pub mod purchase_row;
 pub mod purchases;
 pub mod recorder;
+pub mod recording_session;
 pub mod resync_events;
 pub mod resyncs;
 pub mod retention;

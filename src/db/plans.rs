@@ -11,14 +11,22 @@ use sqlx::postgres::PgConnectOptions;
 /// The recorder's sessions: sequential scans are priced out (`enable_seqscan = off`), so the
 /// plan PostgreSQL caches for `RECORD_EVENTS` reaches every row through an index (the primary key
 /// of `stripe_events`, the invoice and primary keys of `purchases`) even when it was planned
-/// against tables believed empty, and the plan is still made once per connection.
+/// against tables believed empty; and that one generic plan is always used
+/// (`plan_cache_mode = force_generic_plan`), so the statement is planned once per connection.
 ///
 /// Why not `force_custom_plan` here: re-planning this statement (a five-part CTE joined with the
 /// decision table) on every execution cost more than the write itself; it took duplicates from
-/// about 11,000/s to under 2,000/s in `scripts/bench-webhooks` (2026-12-02). Every table this
-/// session touches has the index its statement needs, so the setting never forces a worse plan.
+/// about 11,000/s to under 2,000/s in `scripts/bench-webhooks` (2026-12-02). And why not leave the
+/// choice to PostgreSQL (`auto`): its parameters are arrays, so every custom plan knows the batch's
+/// size and the generic one guesses it; when the guess prices the generic plan above the custom
+/// ones, PostgreSQL re-plans every execution, which it did under group commit (PostgreSQL CPU per
+/// duplicate 0.65 ms instead of 0.07 ms, 2026-12-02). Every table this session touches has the
+/// index its statement needs, so the settings never force a worse plan.
 pub fn index_scans_only(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("enable_seqscan", "off")])
+    options.options([
+        ("enable_seqscan", "off"),
+        ("plan_cache_mode", "force_generic_plan"),
+    ])
 }
 
 /// The pool's sessions: each execution of a prepared statement is planned with its actual

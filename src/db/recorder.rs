@@ -11,17 +11,19 @@
 //! per row (`scripts/bench-webhooks` measures it), so this is where the throughput comes from;
 //! at low load nothing waits and nothing changes. No timer ever holds an event back to fill a
 //! batch. Every event is still answered only after the statement that recorded it committed.
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 use tokio::time::Instant;
 
-use super::events::{self, BatchKeys, EventToRecord, Recorded};
+use super::events::{BatchKeys, EventToRecord, Recorded};
+use super::recording_session::RecordingSession;
 use crate::stripe::types::Event;
 
 /// The most events one statement records: about 120 KB of payload at Stripe's usual event size,
@@ -33,7 +35,7 @@ const STATEMENT_GRACE: Duration = Duration::from_millis(500);
 
 pub struct EventRecorder {
     options: PgConnectOptions,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: Mutex<Vec<RecordingSession>>,
     slots: Semaphore,
     connections: usize,
     acquire_timeout: Duration,
@@ -144,15 +146,15 @@ impl EventRecorder {
     /// timeout, and a trivial statement within the statement timeout. Readiness uses it, so a
     /// replica whose webhook path cannot record stops getting traffic.
     pub async fn check(&self) -> bool {
-        let Ok((_slot, mut connection)) = self.take().await else {
+        let Ok((_slot, mut session)) = self.take().await else {
             return false;
         };
         let ok = self
-            .bounded(sqlx::query_scalar!("SELECT 1 AS alive").fetch_one(&mut connection))
+            .bounded(sqlx::query_scalar!("SELECT 1 AS alive").fetch_one(session.connection()))
             .await
             .is_ok();
         if ok {
-            self.give_back(connection);
+            self.give_back(session);
         }
         ok
     }
@@ -230,12 +232,13 @@ impl EventRecorder {
             if batch.is_empty() {
                 return;
             }
-            writer.batch = batch.iter().map(|w| w.item.clone()).collect();
+            let answers: Vec<_>;
+            (writer.batch, answers) = batch.into_iter().map(|w| (w.item, w.answer)).unzip();
             let results = self.write(&writer.batch).await;
             writer.finish_batch();
-            for (waiting, result) in batch.into_iter().zip(results) {
+            for (answer, result) in answers.into_iter().zip(results) {
                 // A caller that hung up no longer listens; its event is recorded all the same.
-                let _ = waiting.answer.send(result);
+                let _ = answer.send(result);
             }
         }
     }
@@ -265,23 +268,21 @@ impl EventRecorder {
 
     /// One statement on one of the recorder's connections.
     async fn write_once(&self, batch: &[EventToRecord]) -> sqlx::Result<Vec<Recorded>> {
-        let (_slot, mut connection) = self.take().await?;
-        let recorded = self
-            .bounded(events::record_batch(&mut connection, batch))
-            .await?;
+        let (_slot, mut session) = self.take().await?;
+        let recorded = self.bounded(session.record_batch(batch)).await?;
         // Only a connection whose statement succeeded goes back; a failed one is dropped.
-        self.give_back(connection);
+        self.give_back(session);
         Ok(recorded)
     }
 
     /// A new connection with exactly the recorder's session settings, for tests and diagnostics
     /// that must see the plans the recorder gets.
-    pub async fn connect(&self) -> sqlx::Result<PgConnection> {
-        self.options.connect().await
+    pub async fn connect(&self) -> sqlx::Result<RecordingSession> {
+        Ok(RecordingSession::new(self.options.connect().await?))
     }
 
     /// A slot and a connection, within the acquire timeout.
-    async fn take(&self) -> sqlx::Result<(SemaphorePermit<'_>, PgConnection)> {
+    async fn take(&self) -> sqlx::Result<(SemaphorePermit<'_>, RecordingSession)> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         let slot = tokio::time::timeout_at(deadline, self.slots.acquire())
             .await
@@ -292,13 +293,15 @@ impl EventRecorder {
             .lock()
             .expect("no panics while holding the lock")
             .pop();
-        let connection = match idle {
-            Some(connection) => connection,
-            None => tokio::time::timeout_at(deadline, self.options.connect())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        let session = match idle {
+            Some(session) => session,
+            None => RecordingSession::new(
+                tokio::time::timeout_at(deadline, self.options.connect())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??,
+            ),
         };
-        Ok((slot, connection))
+        Ok((slot, session))
     }
 
     /// One statement, bounded here too: PostgreSQL's `statement_timeout` cannot reach a
@@ -313,19 +316,19 @@ impl EventRecorder {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 
-    fn give_back(&self, connection: PgConnection) {
+    fn give_back(&self, session: RecordingSession) {
         self.idle
             .lock()
             .expect("no panics while holding the lock")
-            .push(connection);
+            .push(session);
     }
 
     /// Closes the idle connections, for a clean shutdown.
     pub async fn close(&self) {
-        let idle: Vec<PgConnection> =
+        let idle: Vec<RecordingSession> =
             std::mem::take(&mut *self.idle.lock().expect("no panics while holding the lock"));
-        for connection in idle {
-            let _ = connection.close().await;
+        for session in idle {
+            let _ = session.close().await;
         }
     }
 }
