@@ -256,16 +256,20 @@ impl EventRecorder {
 
     /// Records a batch, one answer per event. When PostgreSQL refuses the statement (one event's
     /// data it cannot store, a deadlock with another replica's batch), each event is tried on its
-    /// own, so one bad event cannot keep the others out. A timeout is not retried: the database
-    /// is slow or gone, and the events' callers answer 503 so Stripe retries later.
+    /// own, so one bad event cannot keep the others out. Anything else (a timeout, a connection
+    /// lost or refused) is not retried here: the database is slow or gone, one by one would only
+    /// take longer, and the events' callers answer 503 so Stripe retries later.
     async fn write(&self, batch: &[EventToRecord]) -> Vec<sqlx::Result<Recorded>> {
         let error = match self.write_once(batch).await {
             Ok(recorded) => return recorded.into_iter().map(Ok).collect(),
             Err(error) => error,
         };
-        if batch.len() == 1 || is_timeout(&error) {
+        let refused = matches!(error, sqlx::Error::Database(_)) && !is_timeout(&error);
+        if batch.len() == 1 || !refused {
+            // sqlx's errors cannot be cloned; the others get one of the same kind (unavailable).
+            let shared = format!("recorded in a batch that failed: {error}");
             let mut results = vec![Err(error)];
-            results.extend((1..batch.len()).map(|_| Err(sqlx::Error::PoolTimedOut)));
+            results.extend((1..batch.len()).map(|_| Err(sqlx::Error::Protocol(shared.clone()))));
             return results;
         }
         tracing::warn!(%error, events = batch.len(), "recording a batch failed; recording its events one by one");
@@ -377,11 +381,10 @@ impl Drop for WriterSlot<'_> {
     }
 }
 
-/// Whether the statement ran out of time: the recorder's own bound or PostgreSQL's
-/// `statement_timeout` (SQLSTATE 57014, query_canceled).
+/// Whether PostgreSQL cancelled the statement for running too long (`statement_timeout`,
+/// SQLSTATE 57014 query_canceled): retrying its events one by one would only take longer.
 fn is_timeout(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => db.code().as_deref() == Some("57014"),
         _ => false,
     }
