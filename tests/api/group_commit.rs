@@ -190,10 +190,11 @@ fn record_in_background(recorder: &Arc<EventRecorder>, item: EventToRecord) -> A
 /// Holds the one recorder connection in a statement that blocks, queues `queued` behind it,
 /// then lets everything go. Returns the first event's answer and the queued ones'.
 async fn record_behind_a_busy_connection(
+    database_url: &str,
+    db: &PgPool,
     queued: Vec<EventToRecord>,
-) -> (PgPool, sqlx::Result<Recorded>, Vec<sqlx::Result<Recorded>>) {
-    let (database_url, db) = fresh_database().await;
-    let recorder = Arc::new(creditd::db::event_recorder(&config(&database_url)).unwrap());
+) -> (sqlx::Result<Recorded>, Vec<sqlx::Result<Recorded>>) {
+    let recorder = Arc::new(creditd::db::event_recorder(&config(database_url)).unwrap());
     let mut lock = db.begin().await.unwrap();
     sqlx::query("LOCK TABLE stripe_events IN EXCLUSIVE MODE")
         .execute(&mut *lock)
@@ -205,7 +206,7 @@ async fn record_behind_a_busy_connection(
         invoice_event("evt_first", "invoice.paid", "in_first", json!({})),
     );
     eventually("the first event's statement is blocked", || async {
-        blocked_recordings(&db).await == 1
+        blocked_recordings(db).await == 1
     })
     .await;
     let count = queued.len();
@@ -230,7 +231,7 @@ async fn record_behind_a_busy_connection(
         );
     }
     recorder.close().await;
-    (db, first, rest)
+    (first, rest)
 }
 
 /// When each event was recorded: `now()`, the start of the transaction that recorded it.
@@ -254,7 +255,8 @@ async fn events_waiting_for_a_connection_are_recorded_in_one_transaction() {
             )
         })
         .collect();
-    let (db, first, rest) = record_behind_a_busy_connection(queued).await;
+    let (database_url, db) = fresh_database().await;
+    let (first, rest) = record_behind_a_busy_connection(&database_url, &db, queued).await;
 
     assert!(first.unwrap().new);
     assert!(
@@ -287,7 +289,8 @@ async fn an_event_postgresql_refuses_keeps_no_other_event_of_its_batch_out() {
             json!({}),
         )
     }));
-    let (db, first, rest) = record_behind_a_busy_connection(queued).await;
+    let (database_url, db) = fresh_database().await;
+    let (first, rest) = record_behind_a_busy_connection(&database_url, &db, queued).await;
 
     assert!(first.unwrap().new);
     assert!(
@@ -323,40 +326,15 @@ async fn events_for_the_same_purchase_or_id_never_share_a_statement() {
     .execute(&db)
     .await
     .unwrap();
-    let recorder = Arc::new(creditd::db::event_recorder(&config(&database_url)).unwrap());
-    let mut lock = db.begin().await.unwrap();
-    sqlx::query("LOCK TABLE stripe_events IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    let first = record_in_background(
-        &recorder,
-        invoice_event("evt_first", "invoice.paid", "in_first", json!({})),
-    );
-    eventually("the first event's statement is blocked", || async {
-        blocked_recordings(&db).await == 1
-    })
-    .await;
     // Paid and voided for one purchase, and the paid one delivered twice.
-    let queued = [
+    let queued = vec![
         invoice_event("evt_same_paid", "invoice.paid", "in_same", json!({})),
         invoice_event("evt_same_paid", "invoice.paid", "in_same", json!({})),
         invoice_event("evt_same_voided", "invoice.voided", "in_same", json!({})),
     ];
-    let answers: Vec<Answer> = queued
-        .into_iter()
-        .map(|item| record_in_background(&recorder, item))
-        .collect();
-    eventually("the events wait in the queue", || async {
-        recorder.usage().waiting == 3
-    })
-    .await;
-    lock.rollback().await.unwrap();
-    first.await.unwrap().unwrap();
-    let mut results = Vec::new();
-    for answer in answers {
-        results.push(answer.await.unwrap().unwrap());
-    }
+    let (first, rest) = record_behind_a_busy_connection(&database_url, &db, queued).await;
+    first.unwrap();
+    let results: Vec<Recorded> = rest.into_iter().map(Result::unwrap).collect();
 
     // In arrival order, each seeing the one before: paid, then a duplicate, then a void that
     // comes too late to cancel a paid purchase.
@@ -374,5 +352,4 @@ async fn events_for_the_same_purchase_or_id_never_share_a_statement() {
     assert_ne!(outcome, "canceled");
     let at = received_at(&db, "evt_same%").await;
     assert_ne!(at[0], at[1], "paid and voided shared a statement");
-    recorder.close().await;
 }
