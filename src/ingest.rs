@@ -61,6 +61,51 @@ async fn record_payment_event(
 /// Parses an event body, keeping the raw JSON to store exactly as Stripe sent it.
 pub fn parse_event(body: &[u8]) -> Result<(Event, Box<RawValue>), serde_json::Error> {
     let raw: Box<RawValue> = serde_json::from_slice(body)?;
+    if has_nul_escape(raw.get()) {
+        // Valid JSON, but PostgreSQL can store a NUL neither in text nor in jsonb: without this
+        // the event would fail its insert on every delivery and be answered 503 forever.
+        return Err(serde::de::Error::custom(
+            "the event contains a NUL character (\\u0000), which cannot be stored",
+        ));
+    }
     let event: Event = serde_json::from_str(raw.get())?;
     Ok((event, raw))
+}
+
+/// Whether valid JSON text holds the escape `\u0000`. Outside strings JSON has no backslashes,
+/// and inside them every backslash starts an escape, so skipping each escape whole tells an
+/// escaped backslash followed by `u0000` (the six characters, harmless) from a NUL.
+fn has_nul_escape(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'\\' {
+            if bytes[at + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            at += 2;
+        } else {
+            at += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_escape_is_refused_and_an_escaped_backslash_before_u0000_is_not() {
+        let event = |value: &str| {
+            format!(
+                r#"{{"id":"evt_1","object":"event","created":1,"livemode":false,"type":"customer.created","data":{{"object":{{"id":"cus_1","object":"customer","name":"{value}"}}}}}}"#
+            )
+        };
+        let refused = parse_event(event(r"a\u0000b").as_bytes()).unwrap_err();
+        assert!(refused.to_string().contains("NUL"), "{refused}");
+        assert!(parse_event(event(r"a\\u0000b").as_bytes()).is_ok());
+        assert!(parse_event(event(r"a\\\u0000b").as_bytes()).is_err());
+        assert!(parse_event(event(r"a\u0001b").as_bytes()).is_ok());
+    }
 }

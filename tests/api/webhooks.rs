@@ -113,6 +113,9 @@ async fn rejected_webhooks_answer_400_and_store_nothing() {
     let body = serde_json::to_vec(&event_of_type("invoice.paid")).unwrap();
     let now = chrono::Utc::now().timestamp();
     let v1_of = |header: String| header.split_once("v1=").unwrap().1.to_owned();
+    let mut with_nul = event_of_type("invoice.paid");
+    with_nul["data"]["object"]["name"] = Value::String("a\u{0}b".into());
+    let nul_body = serde_json::to_vec(&with_nul).unwrap();
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("missing header", body.clone(), None),
         (
@@ -155,6 +158,11 @@ async fn rejected_webhooks_answer_400_and_store_nothing() {
             "not an event",
             b"{}".to_vec(),
             Some(sign_payload(WEBHOOK_SECRET, now, b"{}")),
+        ),
+        (
+            "a NUL that PostgreSQL cannot store",
+            nul_body.clone(),
+            Some(sign_payload(WEBHOOK_SECRET, now, &nul_body)),
         ),
     ];
     let before = app.snapshot().await;
