@@ -135,7 +135,7 @@ impl Metrics {
         let events_waiting = Gauge::default();
         registry.register(
             "webhook_events_waiting",
-            "Verified events queued for the recorder's next statement because every recorder connection was busy",
+            "Verified events queued for the recorder's next statement while one is in flight",
             events_waiting.clone(),
         );
         let catch_up = Family::<Labels, Counter>::default();
