@@ -212,15 +212,16 @@ async fn record_behind_a_busy_connection(
         blocked_recordings(db).await == 1
     })
     .await;
-    let count = queued.len();
-    let answers: Vec<Answer> = queued
-        .into_iter()
-        .map(|item| record_in_background(&recorder, item))
-        .collect();
-    eventually("the other events wait in the queue", || async {
-        recorder.usage().waiting == count
-    })
-    .await;
+    // One at a time, so that they arrive in the order given (spawned tasks race otherwise).
+    let mut answers: Vec<Answer> = Vec::new();
+    for item in queued {
+        answers.push(record_in_background(&recorder, item));
+        let arrived = answers.len();
+        eventually("the event waits in the queue", || async {
+            recorder.usage().waiting == arrived
+        })
+        .await;
+    }
     lock.rollback().await.unwrap();
 
     let first = first.await.unwrap();
