@@ -181,17 +181,6 @@ pub async fn record_batch(
         .collect())
 }
 
-/// Records one verified event (a batch of one). `raw` is the event JSON exactly as received.
-pub async fn record(
-    db: impl PgExecutor<'_>,
-    event: &Event,
-    raw: &RawValue,
-    source: &str,
-) -> sqlx::Result<Recorded> {
-    let mut recorded = record_batch(db, &[EventToRecord::new(event, raw, source)]).await?;
-    Ok(recorded.remove(0))
-}
-
 /// The ids and purchases a batch touches, so the recorder can keep two events that would meet in
 /// one statement (the same id, or the same purchase) apart: the later one waits for the next
 /// statement, which sees the earlier one's effect. An event locks a purchase only when it has a

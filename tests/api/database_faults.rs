@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::harness::process::CreditdProcess;
 use crate::harness::tcp_proxy::TcpProxy;
@@ -118,20 +117,9 @@ async fn an_older_binary_serves_against_a_database_with_a_newer_migration() {
 
     let process = CreditdProcess::start(&database_url, &stripe, &[]).await;
     stripe.set_webhook_endpoint(&process.url("/webhooks/stripe"), &[WEBHOOK_SECRET]);
-    let customer = stripe.create_customer();
-    let invoice = stripe.create_open_invoice(&customer, 900, "usd", &[]);
-    let body = json!({"customer": customer, "amount": 900, "currency": "usd", "invoice_id": invoice["id"]});
-    let response = reqwest::Client::new()
-        .post(process.url("/v1/purchases"))
-        .bearer_auth(API_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, purchase) = json_response(response).await;
-    assert_eq!(status, StatusCode::CREATED, "{purchase}");
-    stripe.pay_invoice(invoice["id"].as_str().unwrap());
-    wait_for_purchase_status(&db, purchase["id"].as_str().unwrap(), "granted").await;
+    let registered = process.register_purchase(&stripe, 900).await;
+    stripe.pay_invoice(&registered.invoice_id);
+    wait_for_purchase_status(&db, &registered.purchase_id, "granted").await;
     let logs = process.kill().await;
     assert!(
         logs.contains("does not know") && logs.contains("99990101000000"),

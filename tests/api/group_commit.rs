@@ -73,9 +73,7 @@ async fn arrange(db: &PgPool) {
     .await
     .unwrap();
     let before = invoice_event("evt_recorded_before", "invoice.paid", "in_e", json!({}));
-    events::record(db, &before.event, &before.raw, "webhook")
-        .await
-        .unwrap();
+    events::record_batch(db, &[before]).await.unwrap();
 }
 
 /// Everything recording can change, without the clocks.
@@ -109,11 +107,10 @@ async fn a_batch_has_exactly_the_effect_of_its_events_recorded_one_by_one() {
     let batch_answers = events::record_batch(&batched, &batch).await.unwrap();
     let mut single_answers = Vec::new();
     for item in &batch {
-        single_answers.push(
-            events::record(&single, &item.event, &item.raw, &item.source)
-                .await
-                .unwrap(),
-        );
+        let mut answer = events::record_batch(&single, std::slice::from_ref(item))
+            .await
+            .unwrap();
+        single_answers.push(answer.remove(0));
     }
 
     assert_eq!(batch_answers, single_answers);
