@@ -55,7 +55,7 @@ FROM (SELECT *, status IN ('granted', 'granting', 'rejected') OR (status = 'fail
 INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                            purchase_id, outcome, source, payload, payload_pruned_at, received_at)
 SELECT id, type, false, stripe_created, invoice_id, NULL, purchase_id, outcome, 'webhook',
-       CASE WHEN pruned THEN 'null'::jsonb ELSE :'payload'::jsonb END,
+       CASE WHEN pruned THEN 'null'::json ELSE :'payload'::json END,
        CASE WHEN pruned THEN now() END,
        received_at
 FROM (

@@ -53,7 +53,8 @@ impl EventToRecord {
 ///
 /// Per event, this is the recording statement issue 4 built: a duplicate finds its id in the
 /// primary key before anything else runs, locks nothing, writes nothing and never parses its
-/// payload (it travels as text and becomes jsonb only when inserted); two copies racing past that
+/// payload (it travels as text and PostgreSQL validates it only when inserting it as `json`, the
+/// bytes Stripe sent: migration 0012 says why not `jsonb`); two copies racing past that
 /// check (in another statement) meet at `ON CONFLICT`. The purchase row is locked (`FOR UPDATE`)
 /// so the outcome written with the event agrees with what the update did. Matching and the
 /// decision are the state machine's shared fragments ([`super::lifecycle`]).
@@ -90,7 +91,7 @@ WITH input AS (
     INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, metadata_purchase_id,
                                purchase_id, outcome, source, payload)
     SELECT f.id, f.type, f.livemode, f.stripe_created, f.invoice_id, f.metadata_purchase_id,
-           d.purchase_id, d.outcome, f.source, CAST(f.payload AS jsonb)
+           d.purchase_id, d.outcome, f.source, CAST(f.payload AS json)
     FROM fresh f JOIN decided d ON d.n = f.n
     ON CONFLICT (id) DO NOTHING
     RETURNING id, purchase_id, outcome

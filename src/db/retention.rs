@@ -11,7 +11,7 @@ pub async fn prune_ignored_payloads(
 ) -> sqlx::Result<u64> {
     let result = sqlx::query!(
         r#"
-        UPDATE stripe_events SET payload = 'null'::jsonb, payload_pruned_at = now()
+        UPDATE stripe_events SET payload = 'null'::json, payload_pruned_at = now()
         WHERE id IN (
             SELECT id FROM stripe_events
             WHERE outcome = 'ignored' AND payload_pruned_at IS NULL

@@ -44,7 +44,7 @@ WITH fresh AS (
 ), inserted AS (
     INSERT INTO stripe_events (id, type, livemode, stripe_created, invoice_id, purchase_id,
                                outcome, source, payload)
-    SELECT $1, $2, $3, $4, $9, d.purchase_id, d.outcome, $5, CAST($6 AS jsonb)
+    SELECT $1, $2, $3, $4, $9, d.purchase_id, d.outcome, $5, CAST($6 AS json)
     FROM decided d, fresh
     WHERE fresh.is_new
     ON CONFLICT (id) DO NOTHING

@@ -25,6 +25,7 @@ mod model;
 mod openapi;
 mod operations;
 mod outbound;
+mod payload_storage;
 mod plans;
 mod purchases;
 mod recovery;

@@ -28,6 +28,15 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// A new, empty, migrated database for one test. Needs `DATABASE_URL` pointing at a server where
 /// we may create databases (`scripts/test` provides one).
 pub async fn fresh_database() -> (String, PgPool) {
+    let (url, pool) = unmigrated_database().await;
+    creditd::db::migrate(&pool)
+        .await
+        .expect("migrate the test database");
+    (url, pool)
+}
+
+/// A new database with no schema at all, for tests of the migrations themselves.
+pub async fn unmigrated_database() -> (String, PgPool) {
     let admin_url = std::env::var("DATABASE_URL")
         .expect("DATABASE_URL must point at a PostgreSQL server; run the tests with scripts/test");
     let admin = PgPool::connect(&admin_url)
@@ -47,9 +56,6 @@ pub async fn fresh_database() -> (String, PgPool) {
     let pool = PgPool::connect(url.as_str())
         .await
         .expect("connect to the test database");
-    creditd::db::migrate(&pool)
-        .await
-        .expect("migrate the test database");
     (url.to_string(), pool)
 }
 

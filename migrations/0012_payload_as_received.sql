@@ -1,0 +1,35 @@
+-- Issue 11, ingest cost: an event's payload is stored as `json` (the text Stripe signed, kept as
+-- received) compressed with lz4, instead of `jsonb` compressed with pglz.
+--
+-- Why: profiled under load (perf, pgbench running RECORD_EVENTS), pglz compressing the ~3.6 KB
+-- payload took 15 % of the machine's CPU, and building the jsonb tree most of the rest of the
+-- payload's cost. Nothing in SQL looks inside a payload (creditd parses events in Rust; the
+-- payload is read whole, for replays), so jsonb's indexable tree bought nothing. `json` only
+-- validates, and keeps the event byte for byte as Stripe sent it (key order, whitespace): a better
+-- record of what was received. lz4 stores ~17 % more bytes than pglz for these payloads.
+-- Measured with pgbench on RECORD_EVENTS, one event per transaction: 5,440/s before, 7,270/s after.
+--
+-- The release before this one keeps working against this schema (see README, "Migrations and
+-- rollbacks"): its insert casts to jsonb, and PostgreSQL's assignment cast stores that as json;
+-- its reads decode `json` and `jsonb` alike (sqlx's `Json`); its pruning writes `'null'::jsonb`,
+-- cast the same way. Nothing is tightened: `json` accepts every document `jsonb` accepts.
+--
+-- This rewrites stripe_events under an ACCESS EXCLUSIVE lock (README, "Upgrading"): recording
+-- events waits meanwhile, webhooks answer 503 after their statement timeout and Stripe retries
+-- them. lock_timeout keeps the migration from queueing every webhook behind a long transaction:
+-- it fails instead, and the migration is retried.
+--
+-- Type and compression change in one statement: the rewrite then compresses with lz4 (a type
+-- change after `SET COMPRESSION` would reset it). A server built without lz4 refuses the method
+-- before rewriting anything; the payload then becomes json with the server's default compression.
+SET LOCAL lock_timeout = '10s';
+DO $$
+BEGIN
+    ALTER TABLE stripe_events
+        ALTER COLUMN payload TYPE json USING payload::json,
+        ALTER COLUMN payload SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'this PostgreSQL has no lz4; event payloads keep its default compression';
+    ALTER TABLE stripe_events ALTER COLUMN payload TYPE json USING payload::json;
+END
+$$;
