@@ -58,18 +58,51 @@ async fn record_payment_event(
     .map_err(|_| sqlx::Error::WorkerCrashed)?
 }
 
+/// Stripe's ids are opaque strings of at most 255 characters (docs.stripe.com/upgrades,
+/// "Backwards-compatible changes").
+pub const MAX_STRIPE_ID_CHARS: usize = 255;
+
 /// Parses an event body, keeping the raw JSON to store exactly as Stripe sent it.
+///
+/// Refuses, besides what is not a Stripe event, what is valid JSON but could never be recorded:
+/// without these checks such an event would fail its insert on every delivery and be answered 503
+/// until Stripe gives up, instead of a 400 that says why.
 pub fn parse_event(body: &[u8]) -> Result<(Event, Box<RawValue>), serde_json::Error> {
     let raw: Box<RawValue> = serde_json::from_slice(body)?;
     if has_nul_escape(raw.get()) {
-        // Valid JSON, but PostgreSQL can store a NUL neither in text nor in jsonb: without this
-        // the event would fail its insert on every delivery and be answered 503 forever.
+        // PostgreSQL's text cannot hold a NUL, and the ids and type stored beside the payload are
+        // text. Finding which string holds it would buy nothing: Stripe never sends one.
         return Err(serde::de::Error::custom(
             "the event contains a NUL character (\\u0000), which cannot be stored",
         ));
     }
     let event: Event = serde_json::from_str(raw.get())?;
+    if let Some((field, chars)) = overlong_id(&event) {
+        // A longer id is not Stripe's; one past PostgreSQL's index entry limit (about 2.7 KB)
+        // could not be stored in the indexes the ids live in.
+        return Err(serde::de::Error::custom(format!(
+            "{field} is {chars} characters long; Stripe ids are at most {MAX_STRIPE_ID_CHARS}"
+        )));
+    }
     Ok((event, raw))
+}
+
+/// The first id the event names that is longer than any Stripe id, with its length.
+fn overlong_id(event: &Event) -> Option<(&'static str, usize)> {
+    let object = &event.data.object;
+    [
+        ("id", Some(&event.id)),
+        ("data.object.id", object.id.as_ref()),
+        ("data.object.invoice", object.invoice.as_ref()),
+        ("data.object.payment_intent", object.payment_intent.as_ref()),
+        ("data.object.charge", object.charge.as_ref()),
+        ("data.object.credit_grant", object.credit_grant.as_ref()),
+    ]
+    .into_iter()
+    .find_map(|(field, id)| {
+        let chars = id?.chars().count();
+        (chars > MAX_STRIPE_ID_CHARS).then_some((field, chars))
+    })
 }
 
 /// Whether valid JSON text holds the escape `\u0000`. Outside strings JSON has no backslashes,
@@ -107,5 +140,29 @@ mod tests {
         assert!(parse_event(event(r"a\\u0000b").as_bytes()).is_ok());
         assert!(parse_event(event(r"a\\\u0000b").as_bytes()).is_err());
         assert!(parse_event(event(r"a\u0001b").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn an_id_longer_than_any_stripe_id_is_refused_naming_the_field() {
+        let event = |id: &str, charge: &str| {
+            format!(
+                r#"{{"id":"{id}","object":"event","created":1,"livemode":false,"type":"charge.refunded","data":{{"object":{{"id":"ch_1","object":"charge","charge":"{charge}"}}}}}}"#
+            )
+        };
+        let longest = "x".repeat(MAX_STRIPE_ID_CHARS);
+        let longer = "x".repeat(MAX_STRIPE_ID_CHARS + 1);
+        assert!(parse_event(event(&longest, &longest).as_bytes()).is_ok());
+        let refused = parse_event(event(&longer, "ch_1").as_bytes()).unwrap_err();
+        assert!(
+            refused.to_string().starts_with("id is 256 characters"),
+            "{refused}"
+        );
+        let refused = parse_event(event("evt_1", &longer).as_bytes()).unwrap_err();
+        assert!(
+            refused.to_string().starts_with("data.object.charge is 256"),
+            "{refused}"
+        );
+        // Characters, not bytes: 255 two-byte characters are a Stripe-sized id.
+        assert!(parse_event(event(&"é".repeat(MAX_STRIPE_ID_CHARS), "ch_1").as_bytes()).is_ok());
     }
 }

@@ -116,6 +116,13 @@ async fn rejected_webhooks_answer_400_and_store_nothing() {
     let mut with_nul = event_of_type("invoice.paid");
     with_nul["data"]["object"]["name"] = Value::String("a\u{0}b".into());
     let nul_body = serde_json::to_vec(&with_nul).unwrap();
+    let mut overlong = event_of_type("invoice.paid");
+    // Random, so it does not compress under PostgreSQL's index entry limit (about 2.7 KB).
+    let random_id: String = (0..150)
+        .map(|_| creditd::purchase::new_purchase_id()[4..].to_owned())
+        .collect();
+    overlong["id"] = Value::String(format!("evt_{random_id}"));
+    let overlong_body = serde_json::to_vec(&overlong).unwrap();
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("missing header", body.clone(), None),
         (
@@ -163,6 +170,12 @@ async fn rejected_webhooks_answer_400_and_store_nothing() {
             "a NUL that PostgreSQL cannot store",
             nul_body.clone(),
             Some(sign_payload(WEBHOOK_SECRET, now, &nul_body)),
+        ),
+        (
+            // Past PostgreSQL's index entry limit too: without the check, a 503 on every retry.
+            "an id longer than any of Stripe's",
+            overlong_body.clone(),
+            Some(sign_payload(WEBHOOK_SECRET, now, &overlong_body)),
         ),
     ];
     let before = app.snapshot().await;
