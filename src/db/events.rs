@@ -93,6 +93,7 @@ WITH input AS (
     SELECT f.id, f.type, f.livemode, f.stripe_created, f.invoice_id, f.metadata_purchase_id,
            d.purchase_id, d.outcome, f.source, CAST(f.payload AS json)
     FROM fresh f JOIN decided d ON d.n = f.n
+    ORDER BY f.n
     ON CONFLICT (id) DO NOTHING
     RETURNING id, purchase_id, outcome
 ), moved AS (
@@ -124,10 +125,20 @@ ORDER BY i.n
 
 /// Records verified events in one statement; the answers are in the batch's order. The batch
 /// must hold no two events with the same id or purchase (see [`RECORD_EVENTS`]).
+///
+/// The statement goes through its events in [`lock_order`], whatever order the batch came in.
+/// Each event takes the row lock of the purchase it applies to and then its id in the primary
+/// key, and holds both until the statement commits. Two statements that took the same locks in
+/// opposite orders (another replica's batch, or a re-sync's, holding copies of the same events)
+/// would deadlock: PostgreSQL would notice only after `deadlock_timeout` (1 s by default) and
+/// abort one, whose events the recorder then records one by one. In one order, the later
+/// statement waits for the earlier and then finds its copies recorded.
 pub async fn record_batch(
     db: impl PgExecutor<'_>,
     batch: &[EventToRecord],
 ) -> sqlx::Result<Vec<Recorded>> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&at| lock_order(&batch[at]));
     let mut ids = Vec::with_capacity(batch.len());
     let mut types = Vec::with_capacity(batch.len());
     let mut livemodes = Vec::with_capacity(batch.len());
@@ -137,7 +148,7 @@ pub async fn record_batch(
     let mut sources = Vec::with_capacity(batch.len());
     let mut payloads = Vec::with_capacity(batch.len());
     let mut happenings = Vec::with_capacity(batch.len());
-    for item in batch {
+    for item in order.iter().map(|&at| &batch[at]) {
         let event = &item.event;
         let (invoice_id, metadata_purchase_id) = event.invoice_refs();
         ids.push(event.id.as_str());
@@ -172,14 +183,31 @@ pub async fn record_batch(
             rows.len()
         )));
     }
-    Ok(rows
-        .into_iter()
-        .map(|(new, outcome, purchase_id)| Recorded {
+    // The rows follow the statement's order; the answers, the batch's.
+    let mut answers: Vec<Option<Recorded>> = vec![None; batch.len()];
+    for (&at, (new, outcome, purchase_id)) in order.iter().zip(rows) {
+        answers[at] = Some(Recorded {
             new,
             outcome,
             purchase_id,
-        })
-        .collect())
+        });
+    }
+    Ok(answers.into_iter().flatten().collect())
+}
+
+/// The order a statement takes its events in: by the purchase an event locks (its invoice, or
+/// the purchase its metadata names; events that lock none first), then by id. Copies of an event
+/// sort alike in every batch, so any two statements take the locks they share in one order.
+///
+/// The statement keeps that order: its input is the arrays in order, the purchase locks are
+/// taken by a `LATERAL` subquery (a nested loop over the input, in order) and the inserts are
+/// `ORDER BY` input position. Two different events that reach one purchase by different keys
+/// (one by invoice, one by metadata) can still be ordered differently by two statements; then
+/// PostgreSQL's deadlock detection is the backstop, as before.
+fn lock_order(item: &EventToRecord) -> (Option<&str>, &str) {
+    let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+    let purchase_key = item.happening().and(invoice_id.or(metadata_purchase_id));
+    (purchase_key, item.event.id.as_str())
 }
 
 /// The ids and purchases a batch touches, so the recorder can keep two events that would meet in

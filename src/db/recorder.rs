@@ -257,10 +257,11 @@ impl EventRecorder {
     }
 
     /// Records a batch, one answer per event. When PostgreSQL refuses the statement (one event's
-    /// data it cannot store, a deadlock with another replica's batch), each event is tried on its
-    /// own, so one bad event cannot keep the others out. Anything else (a timeout, a connection
-    /// lost or refused) is not retried here: the database is slow or gone, one by one would only
-    /// take longer, and the events' callers answer 503 so Stripe retries later.
+    /// data it cannot store, a deadlock that `events::record_batch`'s lock order cannot rule
+    /// out), each event is tried on its own, so one bad event cannot keep the others out.
+    /// Anything else (a timeout, a connection lost or refused) is not retried here: the database
+    /// is slow or gone, one by one would only take longer, and the events' callers answer 503 so
+    /// Stripe retries later.
     async fn write(&self, batch: &[EventToRecord]) -> Vec<sqlx::Result<Recorded>> {
         let error = match self.write_once(batch).await {
             Ok(recorded) => return recorded.into_iter().map(Ok).collect(),

@@ -355,3 +355,104 @@ async fn events_for_the_same_purchase_or_id_never_share_a_statement() {
     let at = received_at(&db, "evt_same%").await;
     assert_ne!(at[0], at[1], "paid and voided shared a statement");
 }
+
+/// Whether the session `pid` is waiting for a lock of the kind `lock` (`advisory`,
+/// `transactionid`: another transaction's uncommitted row).
+async fn waits_for(db: &PgPool, pid: i32, lock: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                        WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = $2)",
+    )
+    .bind(pid)
+    .bind(lock)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// Two statements holding copies of the same events in opposite orders (another replica's
+/// batch, a re-sync's page) take their locks in one order, so the later waits for the earlier
+/// and finds its copies recorded. Taken as given, the second statement would hold the id the
+/// first is about to insert while waiting for the first: a deadlock, which PostgreSQL ends after
+/// `deadlock_timeout` by aborting one of them (this test then fails with that error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_holding_the_same_events_in_opposite_orders_do_not_deadlock() {
+    let (_, db) = fresh_database().await;
+    // A session that sets `creditd_test.pause_before` stops just before inserting that event
+    // (having inserted those before it) until the test lets it go.
+    sqlx::raw_sql(
+        r#"
+        CREATE FUNCTION pause_before_insert() RETURNS trigger AS $$
+        BEGIN
+            IF NEW.id = current_setting('creditd_test.pause_before', true) THEN
+                PERFORM pg_advisory_xact_lock(4242);
+            END IF;
+            RETURN NEW;
+        END
+        $$ LANGUAGE plpgsql;
+        CREATE TRIGGER pause_before_insert BEFORE INSERT ON stripe_events
+            FOR EACH ROW EXECUTE FUNCTION pause_before_insert();
+        "#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let mut gate = db.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    let one = invoice_event("evt_order_1", "invoice.paid", "in_order_1", json!({}));
+    let two = invoice_event("evt_order_2", "invoice.paid", "in_order_2", json!({}));
+
+    let mut first = db.acquire().await.unwrap();
+    sqlx::query("SET creditd_test.pause_before = 'evt_order_2'")
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    let first_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *first)
+        .await
+        .unwrap();
+    let first_batch = vec![one.clone(), two.clone()];
+    let first_task =
+        tokio::spawn(async move { events::record_batch(&mut *first, &first_batch).await });
+    eventually("the first statement inserted one event and paused", || {
+        waits_for(&db, first_pid, "advisory")
+    })
+    .await;
+
+    let mut second = db.acquire().await.unwrap();
+    let second_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *second)
+        .await
+        .unwrap();
+    let second_batch = vec![two, one];
+    let second_task =
+        tokio::spawn(async move { events::record_batch(&mut *second, &second_batch).await });
+    eventually("the second statement waits for the first", || {
+        waits_for(&db, second_pid, "transactionid")
+    })
+    .await;
+
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut *gate)
+        .await
+        .unwrap();
+    let first = first_task
+        .await
+        .unwrap()
+        .expect("the first statement commits");
+    let second = second_task
+        .await
+        .unwrap()
+        .expect("the second statement waits, then commits");
+    assert!(first.iter().all(|recorded| recorded.new), "{first:?}");
+    assert!(second.iter().all(|recorded| !recorded.new), "{second:?}");
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_order_%'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 2);
+}
