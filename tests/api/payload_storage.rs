@@ -107,36 +107,48 @@ async fn migrating_to_json_payloads_keeps_recorded_events_and_the_release_before
     assert_eq!(payload_storage(&db).await.0, "jsonb");
 
     // The release before's recording insert and pruning update, as it runs them.
-    let insert_as_before = "INSERT INTO stripe_events (id, type, livemode, stripe_created, outcome,
-                                                       source, payload)
-                            VALUES ($1, 'customer.updated', false, 0, 'ignored', 'webhook',
-                                    CAST($2 AS jsonb))";
-    let prune_as_before =
-        "UPDATE stripe_events SET payload = 'null'::jsonb, payload_pruned_at = now() WHERE id = $1";
-    for id in ["evt_before_kept", "evt_before_pruned"] {
-        sqlx::query(insert_as_before)
-            .bind(id)
-            .bind(big_payload(id).to_string())
-            .execute(&db)
-            .await
-            .unwrap();
-    }
-    sqlx::query(prune_as_before)
-        .bind("evt_before_pruned")
+    let record_as_before = |id: &'static str| {
+        sqlx::query(
+            "INSERT INTO stripe_events (id, type, livemode, stripe_created, outcome, source, payload)
+             VALUES ($1, 'customer.updated', false, 0, 'ignored', 'webhook', CAST($2 AS jsonb))",
+        )
+        .bind(id)
+        .bind(big_payload(id).to_string())
         .execute(&db)
-        .await
-        .unwrap();
+    };
+    let prune_as_before = |id: &'static str| {
+        sqlx::query(
+            "UPDATE stripe_events SET payload = 'null'::jsonb, payload_pruned_at = now()
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&db)
+    };
+    // What this release reads back (the release before decodes it the same way: sqlx's `Json`).
+    let stored = |id: &'static str| {
+        let db = &db;
+        async move {
+            creditd::db::events::find(db, id)
+                .await
+                .unwrap()
+                .expect("recorded")
+                .payload
+                .0
+        }
+    };
+    record_as_before("evt_before_kept").await.unwrap();
+    record_as_before("evt_before_pruned").await.unwrap();
+    prune_as_before("evt_before_pruned").await.unwrap();
 
     creditd::db::migrate(&db).await.unwrap();
     assert_eq!(
         payload_storage(&db).await,
         ("json".to_owned(), "l".to_owned())
     );
-    let kept = creditd::db::events::find(&db, "evt_before_kept")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(kept.payload.0, big_payload("evt_before_kept"));
+    assert_eq!(
+        stored("evt_before_kept").await,
+        big_payload("evt_before_kept")
+    );
     let compression: Option<String> = sqlx::query_scalar(
         "SELECT pg_column_compression(payload) FROM stripe_events WHERE id = 'evt_before_kept'",
     )
@@ -144,32 +156,11 @@ async fn migrating_to_json_payloads_keeps_recorded_events_and_the_release_before
     .await
     .unwrap();
     assert_eq!(compression.as_deref(), Some("lz4"), "rewritten with lz4");
-    let pruned = creditd::db::events::find(&db, "evt_before_pruned")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(pruned.payload.0, Value::Null);
+    assert_eq!(stored("evt_before_pruned").await, Value::Null);
 
     // After the upgrade, the release before still records and prunes.
-    sqlx::query(insert_as_before)
-        .bind("evt_after")
-        .bind(big_payload("evt_after").to_string())
-        .execute(&db)
-        .await
-        .unwrap();
-    let after = creditd::db::events::find(&db, "evt_after")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(after.payload.0, big_payload("evt_after"));
-    sqlx::query(prune_as_before)
-        .bind("evt_after")
-        .execute(&db)
-        .await
-        .unwrap();
-    let after = creditd::db::events::find(&db, "evt_after")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(after.payload.0, Value::Null);
+    record_as_before("evt_after").await.unwrap();
+    assert_eq!(stored("evt_after").await, big_payload("evt_after"));
+    prune_as_before("evt_after").await.unwrap();
+    assert_eq!(stored("evt_after").await, Value::Null);
 }
