@@ -60,7 +60,7 @@ async fn record_payment_event(
 
 /// Stripe's ids are opaque strings of at most 255 characters (docs.stripe.com/upgrades,
 /// "Backwards-compatible changes").
-pub const MAX_STRIPE_ID_CHARS: usize = 255;
+const MAX_STRIPE_ID_CHARS: usize = 255;
 
 /// Parses an event body, keeping the raw JSON to store exactly as Stripe sent it.
 ///

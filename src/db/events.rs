@@ -126,9 +126,9 @@ ORDER BY i.n
 /// Records verified events in one statement; the answers are in the batch's order. The batch
 /// must hold no two events with the same id or purchase (see [`RECORD_EVENTS`]).
 ///
-/// The statement goes through its events in [`lock_order`], whatever order the batch came in.
-/// Each event takes the row lock of the purchase it applies to and then its id in the primary
-/// key, and holds both until the statement commits. Two statements that took the same locks in
+/// The statement goes through its events in [`lock_order`], whatever order the batch came in. It
+/// locks the purchases its events apply to, then inserts their ids into the primary key, each in
+/// that order, and holds every lock until it commits. Two statements that took the same locks in
 /// opposite orders (another replica's batch, or a re-sync's, holding copies of the same events)
 /// would deadlock: PostgreSQL would notice only after `deadlock_timeout` (1 s by default) and
 /// abort one, whose events the recorder then records one by one. In one order, the later
