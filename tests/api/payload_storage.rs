@@ -63,6 +63,34 @@ async fn a_recorded_payload_is_the_json_stripe_sent_byte_for_byte_compressed_wit
     );
 }
 
+/// Valid JSON that `jsonb` refuses (a lone surrogate escape in a string creditd never reads, a
+/// number past `numeric`'s range) is recorded as received: as `jsonb`, such an event failed its
+/// insert on every delivery and was answered 503 until Stripe gave up.
+#[tokio::test]
+async fn valid_json_that_jsonb_refused_is_recorded_as_received() {
+    let app = TestApp::spawn().await;
+    let id = format!("evt_{}", &creditd::purchase::new_purchase_id()[4..]);
+    let body = format!(
+        r#"{{"id":"{id}","object":"event","api_version":"2026-07-29.dahlia","created":1800000000,"livemode":false,"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},"type":"customer.updated","data":{{"object":{{"id":"cus_1","object":"customer","name":"half a pair \ud83d","score":1e999999}}}}}}"#
+    );
+    let header = sign_payload(
+        WEBHOOK_SECRET,
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    );
+    let (status, answer) = app
+        .post_webhook_raw(body.clone().into_bytes(), Some(&header))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    let stored: String =
+        sqlx::query_scalar("SELECT payload::text FROM stripe_events WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored, body);
+}
+
 /// The migrations before [`JSON_PAYLOADS`], as files in a directory of their own.
 fn migrations_before_json_payloads() -> PathBuf {
     let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"));
