@@ -87,7 +87,8 @@ pub fn parse_event(body: &[u8]) -> Result<(Event, Box<RawValue>), serde_json::Er
     Ok((event, raw))
 }
 
-/// The first id the event names that is longer than any Stripe id, with its length.
+/// The first id the event names that is longer than any Stripe id, with its length. The purchase
+/// id in metadata is creditd's own (far shorter), but it is stored and indexed like the others.
 fn overlong_id(event: &Event) -> Option<(&'static str, usize)> {
     let object = &event.data.object;
     [
@@ -97,6 +98,13 @@ fn overlong_id(event: &Event) -> Option<(&'static str, usize)> {
         ("data.object.payment_intent", object.payment_intent.as_ref()),
         ("data.object.charge", object.charge.as_ref()),
         ("data.object.credit_grant", object.credit_grant.as_ref()),
+        (
+            "data.object.metadata.creditd_purchase_id",
+            object
+                .metadata
+                .as_ref()
+                .and_then(|metadata| metadata.creditd_purchase_id.as_ref()),
+        ),
     ]
     .into_iter()
     .find_map(|(field, id)| {
@@ -160,6 +168,16 @@ mod tests {
         let refused = parse_event(event("evt_1", &longer).as_bytes()).unwrap_err();
         assert!(
             refused.to_string().starts_with("data.object.charge is 256"),
+            "{refused}"
+        );
+        let metadata = format!(
+            r#"{{"id":"evt_1","object":"event","created":1,"livemode":false,"type":"invoice.paid","data":{{"object":{{"id":"in_1","object":"invoice","metadata":{{"creditd_purchase_id":"{longer}"}}}}}}}}"#
+        );
+        let refused = parse_event(metadata.as_bytes()).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("data.object.metadata.creditd_purchase_id is 256"),
             "{refused}"
         );
         // Characters, not bytes: 255 two-byte characters are a Stripe-sized id.
