@@ -44,6 +44,15 @@ impl EventToRecord {
     pub fn happening(&self) -> Option<Happening> {
         Happening::for_event_type(&self.event.event_type)
     }
+
+    /// How recording this event finds the purchase it locks: its invoice and the purchase its
+    /// metadata names. Both None for an event without a happening, which locks no purchase.
+    fn purchase_refs(&self) -> (Option<&str>, Option<&str>) {
+        if self.happening().is_none() {
+            return (None, None);
+        }
+        self.event.invoice_refs()
+    }
 }
 
 /// Records a batch of events and, in the same statement, applies each to the purchase it belongs
@@ -205,9 +214,8 @@ pub async fn record_batch(
 /// (one by invoice, one by metadata) can still be ordered differently by two statements; then
 /// PostgreSQL's deadlock detection is the backstop, as before.
 fn lock_order(item: &EventToRecord) -> (Option<&str>, &str) {
-    let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
-    let purchase_key = item.happening().and(invoice_id.or(metadata_purchase_id));
-    (purchase_key, item.event.id.as_str())
+    let (invoice_id, metadata_purchase_id) = item.purchase_refs();
+    (invoice_id.or(metadata_purchase_id), item.event.id.as_str())
 }
 
 /// The ids and purchases a batch touches, so the recorder can keep two events that would meet in
@@ -229,20 +237,14 @@ impl BatchKeys {
         if self.ids.contains(&item.event.id) {
             return true;
         }
-        if item.happening().is_none() {
-            return false;
-        }
-        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        let (invoice_id, metadata_purchase_id) = item.purchase_refs();
         invoice_id.is_some_and(|id| self.invoices.contains(id))
             || metadata_purchase_id.is_some_and(|id| self.metadata_purchases.contains(id))
     }
 
     pub fn add(&mut self, item: &EventToRecord) {
         self.ids.insert(item.event.id.clone());
-        if item.happening().is_none() {
-            return;
-        }
-        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        let (invoice_id, metadata_purchase_id) = item.purchase_refs();
         if let Some(id) = invoice_id {
             self.invoices.insert(id.to_owned());
         }
@@ -253,10 +255,7 @@ impl BatchKeys {
 
     pub fn remove(&mut self, item: &EventToRecord) {
         self.ids.remove(&item.event.id);
-        if item.happening().is_none() {
-            return;
-        }
-        let (invoice_id, metadata_purchase_id) = item.event.invoice_refs();
+        let (invoice_id, metadata_purchase_id) = item.purchase_refs();
         if let Some(id) = invoice_id {
             self.invoices.remove(id);
         }

@@ -99,6 +99,13 @@ impl Queue {
         }
         batch
     }
+
+    /// The statement that recorded `batch` is over: the events it held back may go.
+    fn release(&mut self, batch: &mut Vec<EventToRecord>) {
+        for item in batch.drain(..) {
+            self.in_flight.remove(&item);
+        }
+    }
 }
 
 /// How busy the recorder is, for the saturation gauge.
@@ -363,10 +370,10 @@ struct WriterSlot<'a> {
 impl WriterSlot<'_> {
     /// The batch's statement is over: the events it held back may go.
     fn finish_batch(&mut self) {
-        let mut queue = self.queue.lock().expect("no panics while holding the lock");
-        for item in self.batch.drain(..) {
-            queue.in_flight.remove(&item);
-        }
+        self.queue
+            .lock()
+            .expect("no panics while holding the lock")
+            .release(&mut self.batch);
     }
 }
 
@@ -376,9 +383,7 @@ impl Drop for WriterSlot<'_> {
             return;
         }
         if let Ok(mut queue) = self.queue.lock() {
-            for item in self.batch.drain(..) {
-                queue.in_flight.remove(&item);
-            }
+            queue.release(&mut self.batch);
             queue.writers -= 1;
         }
     }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
-use crate::harness::{TestApp, WEBHOOK_SECRET, unmigrated_database};
-use creditd::sandbox::{invoice_paid_event, sign_payload};
+use crate::harness::{TestApp, unmigrated_database};
+use creditd::sandbox::invoice_paid_event;
 
 /// The first migration that stores payloads as json.
 const JSON_PAYLOADS: i64 = 12;
@@ -26,6 +26,20 @@ async fn payload_storage(db: &PgPool) -> (String, String) {
     .unwrap()
 }
 
+/// Posts `body` (the event `id`), signed, and answers the payload as stored: its text and its
+/// compression (None when PostgreSQL did not compress it).
+async fn record(app: &TestApp, id: &str, body: &str) -> (String, Option<String>) {
+    let (status, answer) = app.post_signed_body(body.as_bytes().to_vec()).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    sqlx::query_as(
+        "SELECT payload::text, pg_column_compression(payload) FROM stripe_events WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_recorded_payload_is_the_json_stripe_sent_byte_for_byte_compressed_with_lz4() {
     let app = TestApp::spawn().await;
@@ -38,23 +52,7 @@ async fn a_recorded_payload_is_the_json_stripe_sent_byte_for_byte_compressed_wit
         &serde_json::to_string_pretty(&event).unwrap()[1..]
     );
     assert!(body.len() > COMPRESSED_SIZE, "{} bytes", body.len());
-    let header = sign_payload(
-        WEBHOOK_SECRET,
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
-    let (status, answer) = app
-        .post_webhook_raw(body.clone().into_bytes(), Some(&header))
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
-
-    let (stored, compression): (String, Option<String>) = sqlx::query_as(
-        "SELECT payload::text, pg_column_compression(payload) FROM stripe_events WHERE id = $1",
-    )
-    .bind(event["id"].as_str().unwrap())
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let (stored, compression) = record(&app, event["id"].as_str().unwrap(), &body).await;
     assert_eq!(stored, body);
     assert_eq!(compression.as_deref(), Some("lz4"));
     assert_eq!(
@@ -73,22 +71,7 @@ async fn valid_json_that_jsonb_refused_is_recorded_as_received() {
     let body = format!(
         r#"{{"id":"{id}","object":"event","api_version":"2026-07-29.dahlia","created":1800000000,"livemode":false,"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},"type":"customer.updated","data":{{"object":{{"id":"cus_1","object":"customer","name":"half a pair \ud83d","score":1e999999}}}}}}"#
     );
-    let header = sign_payload(
-        WEBHOOK_SECRET,
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
-    let (status, answer) = app
-        .post_webhook_raw(body.clone().into_bytes(), Some(&header))
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
-    let stored: String =
-        sqlx::query_scalar("SELECT payload::text FROM stripe_events WHERE id = $1")
-            .bind(&id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(stored, body);
+    assert_eq!(record(&app, &id, &body).await.0, body);
 }
 
 /// The migrations before [`JSON_PAYLOADS`], as files in a directory of their own.

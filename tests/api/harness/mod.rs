@@ -209,7 +209,12 @@ impl TestApp {
 
     /// Signs and posts an event as Stripe would, now.
     pub async fn post_webhook(&self, event: &Value) -> (StatusCode, Value) {
-        let body = serde_json::to_vec(event).unwrap();
+        self.post_signed_body(serde_json::to_vec(event).unwrap())
+            .await
+    }
+
+    /// Signs and posts a body exactly as given (for bodies `serde_json` would not write), now.
+    pub async fn post_signed_body(&self, body: Vec<u8>) -> (StatusCode, Value) {
         let header = sign_payload(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
         self.post_webhook_raw(body, Some(&header)).await
     }
